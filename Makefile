@@ -1,0 +1,64 @@
+# sockit — build, test, demo, bench, install, clean.
+#
+# `make`        builds sockit/core.so (warnings are errors)
+# `make test`   installs missing Debian packages (as root), builds, runs the specs
+# `make demo`   installs missing packages, builds, runs every example end to end
+# `make repl`   lua5.4 with sockit on the path
+# `make install` luarocks make into the default (or LUAROCKS_TREE) tree
+
+LUA        ?= lua5.4
+LUA_INC    ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+CC         ?= cc
+OPT        ?= -O2
+CFLAGS     ?= $(OPT) -g
+WARN        = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+              -Wpointer-arith -Wcast-qual -Wformat=2 -Werror
+ALL_CFLAGS  = -std=gnu11 -fPIC $(WARN) $(LUA_INC) $(CFLAGS)
+LDFLAGS    ?=
+SRCS        = $(wildcard src/*.c)
+HDRS        = $(wildcard src/*.h)
+OBJS        = $(patsubst src/%.c,build/%.o,$(SRCS))
+CORE        = sockit/core.so
+
+export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
+export LUA_CPATH := $(CURDIR)/?.so;;
+
+.PHONY: all test demo repl install bench clean deps lint
+
+all: $(CORE)
+
+build/%.o: src/%.c $(HDRS) | build
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+build:
+	@mkdir -p build
+
+$(CORE): $(OBJS)
+	@mkdir -p sockit
+	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS)
+
+deps:
+	@sh tools/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@sh tools/test.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(LUA) examples/demo.lua
+
+repl: all
+	@$(LUA) -i -e 'sockit = require "sockit"; print(sockit._VERSION .. " loaded as the global sockit")'
+
+lint:
+	luacheck lua spec examples bench
+
+install:
+	luarocks --lua-version=5.4 make $(if $(LUAROCKS_TREE),--tree=$(LUAROCKS_TREE)) rockspec/sockit-scm-1.rockspec
+
+bench: deps all
+	@$(LUA) bench/run.lua
+
+clean:
+	rm -rf build sockit

@@ -1,0 +1,356 @@
+/*
+** addr.c — socket addresses between Lua values and struct sockaddr.
+**
+** Lua side (SPEC §2): inet/inet6 addresses are two values, host and port;
+** unix addresses are one value, the path ("\0..." is Linux's abstract
+** namespace, "" is an unnamed socket). Nothing is ever truncated: a path
+** that does not fit sun_path is ENAMETOOLONG.
+*/
+#include "sockit.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+
+
+#define SUN_PATH_SIZE  (sizeof(((struct sockaddr_un *)0)->sun_path))
+
+
+/*
+** A port is an integer 0..65535; anything else is a programming error.
+*/
+int sockit_checkport (lua_State *L, int arg) {
+  lua_Integer port = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, 0 <= port && port <= 65535, arg, "port out of range");
+  return (int)port;
+}
+
+
+/*
+** {======================================================
+** sockaddr -> text and Lua values
+** =======================================================
+*/
+
+static void fmt_inet6host (const struct sockaddr_in6 *sin6,
+                           char *buf, size_t size) {
+  char host[INET6_ADDRSTRLEN];
+  if (inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host)) == NULL)
+    strcpy(host, "?");
+  if (sin6->sin6_scope_id != 0) {
+    char ifname[IF_NAMESIZE];
+    if (if_indextoname(sin6->sin6_scope_id, ifname) != NULL)
+      snprintf(buf, size, "%s%%%s", host, ifname);
+    else
+      snprintf(buf, size, "%s%%%u", host, (unsigned)sin6->sin6_scope_id);
+  }
+  else
+    snprintf(buf, size, "%s", host);
+}
+
+
+/*
+** Length of the path in a unix address of length 'len': abstract names
+** are counted bytes; filesystem paths end at the first zero byte.
+*/
+static size_t unix_pathlen (const struct sockaddr_un *un, socklen_t len) {
+  size_t n;
+  if (len <= offsetof(struct sockaddr_un, sun_path))
+    return 0;
+  n = len - offsetof(struct sockaddr_un, sun_path);
+  if (n > SUN_PATH_SIZE) n = SUN_PATH_SIZE;
+  if (un->sun_path[0] == '\0')
+    return n;
+  return strnlen(un->sun_path, n);
+}
+
+
+/*
+** A textual address for messages and __tostring.
+*/
+void sockit_fmtaddr (const struct sockaddr *sa, socklen_t len,
+                     char *buf, size_t size) {
+  buf[0] = '\0';
+  switch (sa->sa_family) {
+    case AF_INET: {
+      const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+      char host[INET_ADDRSTRLEN];
+      if (inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host)) == NULL)
+        strcpy(host, "?");
+      snprintf(buf, size, "%s:%u", host, (unsigned)ntohs(sin->sin_port));
+      break;
+    }
+    case AF_INET6: {
+      const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+      char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+      fmt_inet6host(sin6, host, sizeof(host));
+      snprintf(buf, size, "[%s]:%u", host, (unsigned)ntohs(sin6->sin6_port));
+      break;
+    }
+    case AF_UNIX: {
+      const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+      size_t n = unix_pathlen(un, len);
+      if (n == 0)
+        break;
+      if (un->sun_path[0] == '\0')   /* abstract: shown as "@name" */
+        snprintf(buf, size, "@%.*s", (int)(n - 1), un->sun_path + 1);
+      else
+        snprintf(buf, size, "%.*s", (int)n, un->sun_path);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+
+/*
+** Push an address as Lua values: host, port (2) or path (1). An address
+** of no family (recvfrom on a connected stream) pushes nothing.
+*/
+int sockit_pushaddr (lua_State *L, const struct sockaddr *sa, socklen_t len) {
+  if (len < sizeof(sa_family_t))
+    return 0;
+  switch (sa->sa_family) {
+    case AF_INET: {
+      const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+      char host[INET_ADDRSTRLEN];
+      if (inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host)) == NULL)
+        strcpy(host, "?");
+      lua_pushstring(L, host);
+      lua_pushinteger(L, ntohs(sin->sin_port));
+      return 2;
+    }
+    case AF_INET6: {
+      const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+      char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+      fmt_inet6host(sin6, host, sizeof(host));
+      lua_pushstring(L, host);
+      lua_pushinteger(L, ntohs(sin6->sin6_port));
+      return 2;
+    }
+    case AF_UNIX: {
+      const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
+      lua_pushlstring(L, un->sun_path, unix_pathlen(un, len));
+      return 1;
+    }
+    default:
+      return 0;
+  }
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Lua values -> sockaddr
+** =======================================================
+*/
+
+static int tounix (lua_State *L, int arg, const char *op, Addr *a) {
+  size_t len;
+  const char *path = luaL_checklstring(L, arg, &len);
+  struct sockaddr_un *un = (struct sockaddr_un *)&a->ss;
+  int abstract = (len > 0 && path[0] == '\0');
+  luaL_argcheck(L, abstract || memchr(path, '\0', len) == NULL, arg,
+                "unix path contains a zero byte");
+  /* a filesystem path needs its terminating zero; an abstract name not */
+  if (abstract ? len > SUN_PATH_SIZE : len >= SUN_PATH_SIZE) {
+    return sockit_failmsg(L, "ENAMETOOLONG", "%s %s%s: %s (%d bytes, at most %d)",
+                          op, abstract ? "@" : "", path + abstract,
+                          strerror(ENAMETOOLONG), (int)len,
+                          (int)SUN_PATH_SIZE - (abstract ? 0 : 1));
+  }
+  memset(un, 0, sizeof(*un));
+  un->sun_family = AF_UNIX;
+  memcpy(un->sun_path, path, len);
+  if (len == 0)   /* unnamed: bind() autobinds, connect() says EINVAL */
+    a->len = (socklen_t)offsetof(struct sockaddr_un, sun_path);
+  else
+    a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len
+                         + (abstract ? 0 : 1));
+  sockit_fmtaddr((struct sockaddr *)un, a->len, a->text, sizeof(a->text));
+  return 0;
+}
+
+
+static int toinet (lua_State *L, int family, int arg, int passive,
+                   const char *op, Addr *a) {
+  const char *host = luaL_optstring(L, arg, NULL);
+  int port = sockit_checkport(L, arg + 1);
+  memset(&a->ss, 0, sizeof(a->ss));
+  if (host == NULL || host[0] == '\0' || strcmp(host, "*") == 0)
+    host = NULL;   /* every interface */
+  if (family == AF_INET) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    a->len = sizeof(*sin);
+    if (host == NULL)
+      sin->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+      goto resolve;
+  }
+  else {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)port);
+    a->len = sizeof(*sin6);
+    if (host == NULL)
+      sin6->sin6_addr = in6addr_any;
+    else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+      goto resolve;
+  }
+  sockit_fmtaddr((struct sockaddr *)&a->ss, a->len, a->text, sizeof(a->text));
+  return 0;
+
+resolve: {  /* a name, or a literal inet_pton does not take ("fe80::1%lo") */
+    struct addrinfo hints, *res;
+    char serv[8];
+    int rc;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)
+                   | (family == AF_INET6 ? AI_V4MAPPED : 0);
+    snprintf(serv, sizeof(serv), "%d", port);
+    rc = getaddrinfo(host, serv, &hints, &res);
+    if (rc != 0) {
+      int err = errno;
+      lua_pushfstring(L, (family == AF_INET6 && strchr(host, ':'))
+                          ? "[%s]:%d" : "%s:%d", host, port);
+      return sockit_gaifail(L, rc, err, op, lua_tostring(L, -1));
+    }
+    if (res->ai_addrlen > sizeof(a->ss)) {  /* cannot happen; be safe */
+      freeaddrinfo(res);
+      return sockit_fail(L, EAFNOSUPPORT, op, host);
+    }
+    memcpy(&a->ss, res->ai_addr, res->ai_addrlen);
+    a->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    sockit_fmtaddr((struct sockaddr *)&a->ss, a->len, a->text, sizeof(a->text));
+    return 0;
+  }
+}
+
+
+/*
+** Read the address at 'arg' (host, port at arg, arg+1; or a path) for a
+** socket of 'family'. Returns 0 with 'a' filled, or pushes a failure
+** (nil, msg, code) and returns its count. Misuse raises.
+*/
+int sockit_toaddr (lua_State *L, int family, int arg, int passive,
+                   const char *op, Addr *a) {
+  if (family == AF_UNIX)
+    return tounix(L, arg, op, a);
+  return toinet(L, family, arg, passive, op, a);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** core.getaddrinfo(host, port [, family [, type]])
+** =======================================================
+*/
+
+static int same_entry (const struct addrinfo *x, const struct addrinfo *y) {
+  return x->ai_family == y->ai_family && x->ai_socktype == y->ai_socktype
+      && x->ai_addrlen == y->ai_addrlen
+      && memcmp(x->ai_addr, y->ai_addr, x->ai_addrlen) == 0;
+}
+
+
+static int wanted (const struct addrinfo *ai) {
+  return (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+      && (ai->ai_socktype == SOCK_STREAM || ai->ai_socktype == SOCK_DGRAM);
+}
+
+
+static const char *const gai_families[] = {"inet", "inet6", "unix", NULL};
+static const int gai_familyvals[] = {AF_INET, AF_INET6, AF_UNIX};
+static const char *const gai_types[] = {"stream", "dgram", "seqpacket", NULL};
+static const int gai_typevals[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET};
+
+
+/*
+** The result list is owned by a userdata box, so that a memory error
+** while building the Lua table cannot leak it.
+*/
+#define SOCKIT_AIBOX  "sockit.addrinfo"
+
+static int aibox_gc (lua_State *L) {
+  struct addrinfo **box = (struct addrinfo **)luaL_checkudata(L, 1, SOCKIT_AIBOX);
+  if (*box != NULL) {
+    freeaddrinfo(*box);
+    *box = NULL;
+  }
+  return 0;
+}
+
+
+int mod_getaddrinfo (lua_State *L) {
+  const char *host = luaL_optstring(L, 1, NULL);
+  const char *serv = NULL;
+  char portbuf[8];
+  struct addrinfo hints, *res, *ai, **box;
+  int rc, n = 0;
+  memset(&hints, 0, sizeof(hints));
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    snprintf(portbuf, sizeof(portbuf), "%d", sockit_checkport(L, 2));
+    serv = portbuf;
+    hints.ai_flags |= AI_NUMERICSERV;
+  }
+  else if (!lua_isnoneornil(L, 2))
+    serv = luaL_checkstring(L, 2);   /* a service name: "http" */
+  if (!lua_isnoneornil(L, 3))
+    hints.ai_family = gai_familyvals[luaL_checkoption(L, 3, NULL, gai_families)];
+  if (!lua_isnoneornil(L, 4))
+    hints.ai_socktype = gai_typevals[luaL_checkoption(L, 4, NULL, gai_types)];
+  if (host == NULL)
+    hints.ai_flags |= AI_PASSIVE;
+  luaL_argcheck(L, host != NULL || serv != NULL, 1, "host or port expected");
+  box = (struct addrinfo **)lua_newuserdatauv(L, sizeof(*box), 0);
+  *box = NULL;
+  if (luaL_newmetatable(L, SOCKIT_AIBOX)) {
+    lua_pushcfunction(L, aibox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  rc = getaddrinfo(host, serv, &hints, &res);
+  if (rc != 0) {
+    int err = errno;
+    return sockit_gaifail(L, rc, err, "getaddrinfo",
+                          host ? host : (serv ? serv : "?"));
+  }
+  *box = res;
+  lua_newtable(L);
+  for (ai = res; ai != NULL; ai = ai->ai_next) {
+    const struct addrinfo *prev;
+    int dup = 0;
+    if (!wanted(ai))
+      continue;
+    for (prev = res; prev != ai && !dup; prev = prev->ai_next)
+      dup = wanted(prev) && same_entry(prev, ai);
+    if (dup)
+      continue;
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, sockit_familyname(ai->ai_family));
+    lua_setfield(L, -2, "family");
+    lua_pushstring(L, sockit_typename(ai->ai_socktype));
+    lua_setfield(L, -2, "type");
+    sockit_pushaddr(L, ai->ai_addr, ai->ai_addrlen);  /* host, port */
+    lua_setfield(L, -3, "port");
+    lua_setfield(L, -2, "host");
+    lua_rawseti(L, -2, ++n);
+  }
+  *box = NULL;
+  freeaddrinfo(res);
+  return 1;
+}
+
+/* }====================================================== */

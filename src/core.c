@@ -1,0 +1,15 @@
+/*
+** core.c — luaopen_sockit_core: the module table of sockit.core.
+*/
+#include "sockit.h"
+
+LUAMOD_API int luaopen_sockit_core (lua_State *L);
+
+
+LUAMOD_API int luaopen_sockit_core (lua_State *L) {
+  lua_newtable(L);
+  sockit_opensocket(L);
+  lua_pushliteral(L, SOCKIT_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

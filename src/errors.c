@@ -1,0 +1,140 @@
+/*
+** errors.c — what the OS or a peer did, reported as  nil, message, code
+** (SPEC §1). 'code' is the errno's symbolic name, the stable string that
+** programs compare (luv); 'message' names the operation and the address.
+*/
+#include "sockit.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+
+/*
+** {======================================================
+** Name tables (STYLE.md 7: tables, not chains of ifs)
+** =======================================================
+*/
+
+typedef struct NameValue {
+  const char *name;
+  int value;
+} NameValue;
+
+#define E(x)  { #x, x }
+
+static const NameValue errnames[] = {
+  E(EPERM), E(ENOENT), E(ESRCH), E(EINTR), E(EIO), E(ENXIO), E(E2BIG),
+  E(ENOEXEC), E(EBADF), E(ECHILD), E(EAGAIN), E(ENOMEM), E(EACCES),
+  E(EFAULT), E(EBUSY), E(EEXIST), E(EXDEV), E(ENODEV), E(ENOTDIR),
+  E(EISDIR), E(EINVAL), E(ENFILE), E(EMFILE), E(ENOTTY), E(ETXTBSY),
+  E(EFBIG), E(ENOSPC), E(ESPIPE), E(EROFS), E(EMLINK), E(EPIPE), E(EDOM),
+  E(ERANGE), E(EDEADLK), E(ENAMETOOLONG), E(ENOLCK), E(ENOSYS),
+  E(ENOTEMPTY), E(ELOOP), E(ENOMSG), E(EIDRM), E(ENOSTR), E(ENODATA),
+  E(ETIME), E(ENOSR), E(ENOLINK), E(EPROTO), E(EBADMSG), E(EOVERFLOW),
+  E(EILSEQ), E(EUSERS), E(ENOTSOCK), E(EDESTADDRREQ), E(EMSGSIZE),
+  E(EPROTOTYPE), E(ENOPROTOOPT), E(EPROTONOSUPPORT), E(ESOCKTNOSUPPORT),
+  E(EOPNOTSUPP), E(EPFNOSUPPORT), E(EAFNOSUPPORT), E(EADDRINUSE),
+  E(EADDRNOTAVAIL), E(ENETDOWN), E(ENETUNREACH), E(ENETRESET),
+  E(ECONNABORTED), E(ECONNRESET), E(ENOBUFS), E(EISCONN), E(ENOTCONN),
+  E(ESHUTDOWN), E(ETOOMANYREFS), E(ETIMEDOUT), E(ECONNREFUSED),
+  E(EHOSTDOWN), E(EHOSTUNREACH), E(EALREADY), E(EINPROGRESS), E(ESTALE),
+  E(EDQUOT), E(ECANCELED), E(EOWNERDEAD), E(ENOTRECOVERABLE),
+  { NULL, 0 }
+};
+
+static const NameValue gainames[] = {
+  E(EAI_AGAIN), E(EAI_BADFLAGS), E(EAI_FAIL), E(EAI_FAMILY),
+  E(EAI_MEMORY), E(EAI_NONAME), E(EAI_SERVICE), E(EAI_SOCKTYPE),
+  E(EAI_SYSTEM), E(EAI_OVERFLOW),
+#ifdef EAI_NODATA
+  E(EAI_NODATA),
+#endif
+#ifdef EAI_ADDRFAMILY
+  E(EAI_ADDRFAMILY),
+#endif
+  { NULL, 0 }
+};
+
+#undef E
+
+
+static const char *findname (const NameValue *t, int value,
+                             const char *unknown) {
+  for (; t->name != NULL; t++)
+    if (t->value == value)
+      return t->name;
+  return unknown;
+}
+
+
+/* EWOULDBLOCK is folded into EAGAIN (they are equal on Linux anyway) */
+const char *sockit_errname (int err) {
+  if (err == EWOULDBLOCK)
+    err = EAGAIN;
+  return findname(errnames, err, "EUNKNOWN");
+}
+
+
+const char *sockit_gainame (int gaierr) {
+  return findname(gainames, gaierr, "EAI_UNKNOWN");
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Failure results
+** =======================================================
+*/
+
+/*
+** Push  nil, "<op>[ <addr>]: <what>", code  for errno 'err' and return
+** 3. 'err' must be saved by the caller before anything that may touch
+** errno (liolib's luaL_fileresult). Timeouts read "timed out": the
+** strerror text "Connection timed out" would mislead on a recv.
+*/
+int sockit_fail (lua_State *L, int err, const char *op, const char *addr) {
+  const char *what = (err == ETIMEDOUT) ? "timed out" : strerror(err);
+  lua_pushnil(L);
+  if (addr != NULL && addr[0] != '\0')
+    lua_pushfstring(L, "%s %s: %s", op, addr, what);
+  else
+    lua_pushfstring(L, "%s: %s", op, what);
+  lua_pushstring(L, sockit_errname(err));
+  return 3;
+}
+
+
+/*
+** Push  nil, formatted message, code  for failures that are not an
+** errno (EOF, an oversized datagram).
+*/
+int sockit_failmsg (lua_State *L, const char *code, const char *fmt, ...) {
+  va_list ap;
+  lua_pushnil(L);
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_pushstring(L, code);
+  return 3;
+}
+
+
+/*
+** A getaddrinfo failure: EAI_SYSTEM carries its reason in errno ('err').
+*/
+int sockit_gaifail (lua_State *L, int gaierr, int err, const char *op,
+                    const char *what) {
+  if (gaierr == EAI_SYSTEM)
+    return sockit_fail(L, err, op, what);
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s %s: %s", op, what, gai_strerror(gaierr));
+  lua_pushstring(L, sockit_gainame(gaierr));
+  return 3;
+}
+
+/* }====================================================== */

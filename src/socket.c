@@ -1,0 +1,802 @@
+/*
+** socket.c — the socket userdata and its methods.
+**
+** Every descriptor is non-blocking in the kernel; the timeout of SPEC §2
+** is applied here with poll(2) against a monotonic deadline: nil waits
+** forever, 0 never waits (EAGAIN / EINPROGRESS), t > 0 bounds each call.
+** The Lua layer sets 0 and does its own waiting (STYLE.md 8).
+*/
+#include "sockit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+
+/*
+** {======================================================
+** Names
+** =======================================================
+*/
+
+static const char *const familynames[] = {"inet", "inet6", "unix", NULL};
+static const int familyvals[] = {AF_INET, AF_INET6, AF_UNIX};
+static const char *const typenames[] = {"stream", "dgram", "seqpacket", NULL};
+static const int typevals[] = {SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET};
+static const char *const statenames[] = {
+  "fresh", "bound", "listening", "connecting", "connected"
+};
+
+
+const char *sockit_familyname (int family) {
+  int i;
+  for (i = 0; familynames[i] != NULL; i++)
+    if (familyvals[i] == family) return familynames[i];
+  return "?";
+}
+
+
+const char *sockit_typename (int type) {
+  int i;
+  for (i = 0; typenames[i] != NULL; i++)
+    if (typevals[i] == type) return typenames[i];
+  return "?";
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The userdata (liolib's newprefile / tofile)
+** =======================================================
+*/
+
+/*
+** Push a new socket userdata that is still closed (fd -1), so that an
+** error before the descriptor exists leaves a consistent object and a
+** descriptor stored into it later is owned from that moment on.
+*/
+Socket *sockit_newsocket (lua_State *L, int family, int type) {
+  Socket *s = (Socket *)lua_newuserdatauv(L, sizeof(Socket), 0);
+  s->fd = -1;
+  s->family = family;
+  s->type = type;
+  s->state = ST_FRESH;
+  s->timeout = -1;
+  luaL_setmetatable(L, SOCKIT_SOCKET);
+  return s;
+}
+
+
+/* a socket, open or closed (for close, __gc, __tostring) */
+Socket *sockit_tosocket (lua_State *L, int arg) {
+  return (Socket *)luaL_checkudata(L, arg, SOCKIT_SOCKET);
+}
+
+
+/* an open socket; a closed one is a programming error */
+Socket *sockit_checksocket (lua_State *L, int arg) {
+  Socket *s = sockit_tosocket(L, arg);
+  if (s->fd == -1)
+    luaL_error(L, "attempt to use a closed socket");
+  return s;
+}
+
+
+/* a socket or a plain integer descriptor (the poller takes both) */
+int sockit_optfd (lua_State *L, int arg) {
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    lua_Integer fd = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, 0 <= fd && fd <= INT_MAX, arg, "invalid descriptor");
+    return (int)fd;
+  }
+  return sockit_checksocket(L, arg)->fd;
+}
+
+
+/*
+** close, __gc and __close in one idempotent function (cqueues
+** lso_destroy): mark closed first, then close(2).
+*/
+static int sock_close (lua_State *L) {
+  Socket *s = sockit_tosocket(L, 1);
+  if (s->fd != -1) {
+    int fd = s->fd, err;
+    s->fd = -1;
+    s->state = ST_FRESH;
+    if ((err = sys_close(fd)) != 0)
+      return sockit_fail(L, err, "close", NULL);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int sock_tostring (lua_State *L) {
+  Socket *s = sockit_tosocket(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len;
+  char local[SOCKIT_ADDRSTRLEN], peer[SOCKIT_ADDRSTRLEN];
+  if (s->fd == -1) {
+    lua_pushliteral(L, SOCKIT_SOCKET "{closed}");
+    return 1;
+  }
+  local[0] = peer[0] = '\0';
+  len = sizeof(ss);
+  if (getsockname(s->fd, (struct sockaddr *)&ss, &len) == 0)
+    sockit_fmtaddr((struct sockaddr *)&ss, len, local, sizeof(local));
+  len = sizeof(ss);
+  if (getpeername(s->fd, (struct sockaddr *)&ss, &len) == 0)
+    sockit_fmtaddr((struct sockaddr *)&ss, len, peer, sizeof(peer));
+  lua_pushfstring(L, SOCKIT_SOCKET "{%s %s fd=%d%s%s%s%s %s}",
+                  sockit_familyname(s->family), sockit_typename(s->type),
+                  s->fd, local[0] ? " " : "", local,
+                  peer[0] ? " -> " : "", peer, statenames[s->state]);
+  return 1;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Waiting: the one place where the core blocks
+** =======================================================
+*/
+
+/*
+** After a call said EAGAIN: fail at once with timeout 0, otherwise wait
+** for 'events' until the deadline (computed on first need, once per
+** call, so that the fast path reads no clock). Returns 0 to retry, or
+** an errno (EAGAIN, ETIMEDOUT, ...).
+*/
+static int waitfor (Socket *s, int events, double *deadline) {
+  if (s->timeout == 0)
+    return EAGAIN;
+  if (*deadline == 0)
+    *deadline = sys_deadline(s->timeout);
+  return sys_wait(s->fd, events, *deadline, NULL);
+}
+
+
+static const char *const eventnames[] = {"r", "w", "rw", NULL};
+static const int eventvals[] = {POLLIN, POLLOUT, POLLIN | POLLOUT};
+
+static void pushevents (lua_State *L, int revents) {
+  int r = (revents & POLLIN) != 0, w = (revents & POLLOUT) != 0;
+  lua_pushstring(L, (r && w) ? "rw" : (r ? "r" : "w"));
+}
+
+
+/* s:wait(events [, timeout]) -> "r"|"w"|"rw" or nil, msg, "ETIMEDOUT" */
+static int sock_wait (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  int events = eventvals[luaL_checkoption(L, 2, NULL, eventnames)];
+  double timeout = luaL_optnumber(L, 3, -1);
+  int revents = 0, err;
+  if (lua_isnoneornil(L, 3))
+    timeout = -1;
+  else
+    luaL_argcheck(L, timeout >= 0, 3, "timeout must not be negative");
+  err = sys_wait(s->fd, events, sys_deadline(timeout), &revents);
+  if (err != 0)
+    return sockit_fail(L, err, "wait", NULL);
+  pushevents(L, revents);
+  return 1;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Addresses, listening, connecting
+** =======================================================
+*/
+
+static int sock_bind (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  Addr a;
+  int n = sockit_toaddr(L, s->family, 2, 1, "bind", &a);
+  if (n != 0) return n;
+  if (bind(s->fd, (struct sockaddr *)&a.ss, a.len) != 0)
+    return sockit_fail(L, errno, "bind", a.text);
+  s->state = ST_BOUND;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int sock_listen (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  lua_Integer backlog = luaL_optinteger(L, 2, SOMAXCONN);
+  luaL_argcheck(L, 0 <= backlog && backlog <= INT_MAX, 2, "backlog out of range");
+  if (listen(s->fd, (int)backlog) != 0)
+    return sockit_fail(L, errno, "listen", NULL);
+  s->state = ST_LISTENING;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* the local address as text, for messages about a listener */
+static const char *localtext (Socket *s, char *buf, size_t size) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  buf[0] = '\0';
+  if (getsockname(s->fd, (struct sockaddr *)&ss, &len) == 0)
+    sockit_fmtaddr((struct sockaddr *)&ss, len, buf, size);
+  return buf;
+}
+
+
+static int sock_accept (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  Socket *c = sockit_newsocket(L, s->family, s->type);  /* closed for now */
+  struct sockaddr_storage ss;
+  socklen_t len;
+  double deadline = 0;
+  int fd, n;
+  for (;;) {
+    len = sizeof(ss);
+    fd = accept4(s->fd, (struct sockaddr *)&ss, &len,
+                 SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0)
+      break;
+    else {
+      int err = errno;
+      char buf[SOCKIT_ADDRSTRLEN];
+      if (err == EINTR)
+        continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        if ((err = waitfor(s, POLLIN, &deadline)) == 0)
+          continue;
+      }
+      return sockit_fail(L, err, "accept", localtext(s, buf, sizeof(buf)));
+    }
+  }
+  c->fd = fd;
+  c->state = ST_CONNECTED;
+  n = sockit_pushaddr(L, (struct sockaddr *)&ss, len);
+  if (n == 0 && s->family == AF_UNIX) {
+    lua_pushliteral(L, "");
+    n = 1;
+  }
+  return 1 + n;
+}
+
+
+/*
+** A unix stream connect whose listener's backlog is full says EAGAIN
+** and is not in progress: there is no readiness to wait for. With a
+** timeout, let the kernel do the waiting: one blocking connect bounded
+** by SO_SNDTIMEO (which unix_stream_connect honours), then restore.
+*/
+static int unix_blocking_connect (Socket *s, Addr *a, double deadline) {
+  int flags, err = 0;
+  struct timeval tv = {0, 0};
+  for (;;) {
+    if (deadline >= 0) {
+      double left = deadline - sys_now();
+      if (left <= 0)
+        return ETIMEDOUT;
+      tv.tv_sec = (time_t)left;
+      tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6) + 1;
+      if (tv.tv_usec >= 1000000) { tv.tv_sec++; tv.tv_usec -= 1000000; }
+    }
+    if (setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
+      return errno;
+    if ((flags = fcntl(s->fd, F_GETFL)) < 0
+        || fcntl(s->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+      return errno;
+    err = (connect(s->fd, (struct sockaddr *)&a->ss, a->len) == 0) ? 0 : errno;
+    tv.tv_sec = 0; tv.tv_usec = 0;
+    if (fcntl(s->fd, F_SETFL, flags | O_NONBLOCK) < 0
+        || setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
+      return errno;
+    if (err == EINTR)
+      continue;
+    if (err == EAGAIN)   /* SO_SNDTIMEO expired */
+      return ETIMEDOUT;
+    return err;
+  }
+}
+
+
+/*
+** Finish a connect in progress: wait for writability under the timeout,
+** then the outcome is SO_ERROR.
+*/
+static int finish_connect (lua_State *L, Socket *s, const char *text) {
+  double deadline = 0;
+  int err = 0;
+  socklen_t elen = sizeof(err);
+  if (s->timeout == 0) {
+    struct pollfd p;
+    int n;
+    p.fd = s->fd; p.events = POLLOUT; p.revents = 0;
+    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+      ;
+    if (n < 0)
+      return sockit_fail(L, errno, "connect", text);
+    if (n == 0)
+      return sockit_fail(L, EALREADY, "connect", text);
+  }
+  else if ((err = waitfor(s, POLLOUT, &deadline)) != 0)
+    return sockit_fail(L, err, "connect", text);
+  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+    return sockit_fail(L, errno, "connect", text);
+  if (err != 0) {
+    s->state = ST_FRESH;
+    return sockit_fail(L, err, "connect", text);
+  }
+  s->state = ST_CONNECTED;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int sock_connect (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  Addr a;
+  int err;
+  if (s->state == ST_CONNECTING) {   /* a second call finishes the first */
+    a.text[0] = '\0';
+    if (!lua_isnoneornil(L, 2)) {
+      int n = sockit_toaddr(L, s->family, 2, 0, "connect", &a);
+      if (n != 0) { lua_pop(L, n); a.text[0] = '\0'; }
+    }
+    return finish_connect(L, s, a.text);
+  }
+  else {
+    int n = sockit_toaddr(L, s->family, 2, 0, "connect", &a);
+    if (n != 0) return n;
+  }
+  if (connect(s->fd, (struct sockaddr *)&a.ss, a.len) == 0) {
+    s->state = ST_CONNECTED;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  err = errno;
+  if (err == EINPROGRESS || err == EINTR) {  /* EINTR: goes on async */
+    s->state = ST_CONNECTING;
+    if (s->timeout == 0)
+      return sockit_fail(L, EINPROGRESS, "connect", a.text);
+    return finish_connect(L, s, a.text);
+  }
+  if (err == EAGAIN && s->family == AF_UNIX && s->timeout != 0) {
+    err = unix_blocking_connect(s, &a, sys_deadline(s->timeout));
+    if (err == 0) {
+      s->state = ST_CONNECTED;
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+  }
+  return sockit_fail(L, err, "connect", a.text);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Sending
+** =======================================================
+*/
+
+/* string.sub's index rules (lstrlib's posrelatI and getendpos) */
+static size_t startpos (lua_Integer pos, size_t len) {
+  if (pos > 0) return (size_t)pos;
+  else if (pos == 0) return 1;
+  else if (pos < -(lua_Integer)len) return 1;
+  else return len + (size_t)pos + 1;
+}
+
+
+static size_t endpos (lua_Integer pos, size_t len) {
+  if (pos > (lua_Integer)len) return len;
+  else if (pos >= 0) return (size_t)pos;
+  else if (pos < -(lua_Integer)len) return 0;
+  else return len + (size_t)pos + 1;
+}
+
+
+/* send 'len' bytes at 'data' with 'flags', waiting per the timeout */
+static int sendloop (lua_State *L, Socket *s, const char *data, size_t len,
+                     const Addr *to) {
+  double deadline = 0;
+  for (;;) {
+    ssize_t n = to ? sendto(s->fd, data, len, MSG_NOSIGNAL,
+                            (const struct sockaddr *)&to->ss, to->len)
+                   : send(s->fd, data, len, MSG_NOSIGNAL);
+    if (n >= 0) {
+      lua_pushinteger(L, (lua_Integer)n);
+      return 1;
+    }
+    else {
+      int err = errno;
+      if (err == EINTR)
+        continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        if ((err = waitfor(s, POLLOUT, &deadline)) == 0)
+          continue;
+      }
+      return sockit_fail(L, err, to ? "sendto" : "send", to ? to->text : NULL);
+    }
+  }
+}
+
+
+static int sock_send (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  size_t i = startpos(luaL_optinteger(L, 3, 1), len);
+  size_t j = endpos(luaL_optinteger(L, 4, -1), len);
+  if (i > j)
+    return sendloop(L, s, data, 0, NULL);
+  return sendloop(L, s, data + i - 1, j - i + 1, NULL);
+}
+
+
+static int sock_sendto (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  Addr a;
+  int n = sockit_toaddr(L, s->family, 3, 0, "sendto", &a);
+  if (n != 0) return n;
+  return sendloop(L, s, data, len, &a);
+}
+
+
+#define SOCKIT_IOVMAX  256
+
+/*
+** s:sendv(list [, skip]) — writev of the strings in 'list', skipping the
+** first 'skip' bytes of their concatenation. Pieces stay on the Lua
+** stack (numbers are converted there) until the system call is done.
+*/
+static int sock_sendv (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  lua_Integer skip = luaL_optinteger(L, 3, 0);
+  struct iovec iov[SOCKIT_IOVMAX];
+  struct msghdr msg;
+  lua_Integer i, n;
+  int cnt = 0;
+  double deadline = 0;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_argcheck(L, skip >= 0, 3, "skip must not be negative");
+  n = luaL_len(L, 2);
+  luaL_checkstack(L, SOCKIT_IOVMAX + 4, "too many pieces");
+  for (i = 1; i <= n && cnt < SOCKIT_IOVMAX; i++) {
+    size_t len;
+    const char *p;
+    int t = lua_rawgeti(L, 2, i);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+      return luaL_argerror(L, 2, lua_pushfstring(L,
+               "item %I is a %s, string expected", i, luaL_typename(L, -1)));
+    p = lua_tolstring(L, -1, &len);
+    if ((lua_Unsigned)skip >= len) {
+      skip -= (lua_Integer)len;
+      lua_pop(L, 1);
+      continue;
+    }
+    iov[cnt].iov_base = (void *)(uintptr_t)(p + skip);  /* iovec is not const */
+    iov[cnt].iov_len = len - (size_t)skip;
+    skip = 0;
+    cnt++;
+  }
+  if (cnt == 0) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  memset(&msg, 0, sizeof(msg));
+  msg.msg_iov = iov;
+  msg.msg_iovlen = (size_t)cnt;
+  for (;;) {
+    ssize_t sent = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+    if (sent >= 0) {
+      lua_pushinteger(L, (lua_Integer)sent);
+      return 1;
+    }
+    else {
+      int err = errno;
+      if (err == EINTR)
+        continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        if ((err = waitfor(s, POLLOUT, &deadline)) == 0)
+          continue;
+      }
+      return sockit_fail(L, err, "send", NULL);
+    }
+  }
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Receiving
+** =======================================================
+*/
+
+/*
+** recv and recvfrom. A stream read of n bytes returns them; a datagram
+** is received with MSG_TRUNC so that the kernel reports its real length:
+** one longer than 'max' is EMSGSIZE, never silently cut. Small reads go
+** through the module's scratch buffer (an upvalue), large ones through a
+** luaL_Buffer.
+*/
+static int do_recv (lua_State *L, int from) {
+  Socket *s = sockit_checksocket(L, 1);
+  lua_Integer max = luaL_optinteger(L, 2, SOCKIT_RECVMAX);
+  int stream = (s->type == SOCK_STREAM);
+  size_t cap = stream ? SOCKIT_STREAM_CAP : SOCKIT_DGRAM_CAP;
+  size_t want;
+  Scratch *sc = (Scratch *)lua_touserdata(L, lua_upvalueindex(1));
+  luaL_Buffer b;
+  char *buf;
+  struct sockaddr_storage ss;
+  socklen_t sslen = 0;
+  double deadline = 0;
+  ssize_t n;
+  const char *op = from ? "recvfrom" : "recv";
+  luaL_argcheck(L, max > 0, 2, "max must be positive");
+  want = ((lua_Unsigned)max > cap) ? cap : (size_t)max;
+  buf = (want <= sizeof(sc->buf)) ? sc->buf : luaL_buffinitsize(L, &b, want);
+  for (;;) {
+    sslen = sizeof(ss);
+    n = recvfrom(s->fd, buf, want, stream ? 0 : MSG_TRUNC,
+                 from ? (struct sockaddr *)&ss : NULL, from ? &sslen : NULL);
+    if (n >= 0)
+      break;
+    else {
+      int err = errno;
+      if (err == EINTR)
+        continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        if ((err = waitfor(s, POLLIN, &deadline)) == 0)
+          continue;
+      }
+      return sockit_fail(L, err, op, NULL);
+    }
+  }
+  if (!stream && (size_t)n > want)
+    return sockit_failmsg(L, "EMSGSIZE",
+             "%s: datagram of %I bytes is longer than max %I (%s)", op,
+             (lua_Integer)n, (lua_Integer)want, "it was discarded");
+  if (n == 0 && s->type != SOCK_DGRAM)
+    return sockit_failmsg(L, "EOF", "%s: end of stream", op);
+  if (buf == sc->buf)
+    lua_pushlstring(L, buf, (size_t)n);
+  else
+    luaL_pushresultsize(&b, (size_t)n);
+  if (from) {
+    int k = sockit_pushaddr(L, (struct sockaddr *)&ss, from ? sslen : 0);
+    if (k == 0 && s->family == AF_UNIX) {
+      lua_pushliteral(L, "");
+      k = 1;
+    }
+    return 1 + k;
+  }
+  return 1;
+}
+
+
+static int sock_recv (lua_State *L) {
+  return do_recv(L, 0);
+}
+
+
+static int sock_recvfrom (lua_State *L) {
+  return do_recv(L, 1);
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The rest
+** =======================================================
+*/
+
+static int sock_shutdown (lua_State *L) {
+  static const char *const hows[] = {"r", "w", "rw", NULL};
+  static const int howvals[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
+  Socket *s = sockit_checksocket(L, 1);
+  int how = howvals[luaL_checkoption(L, 2, NULL, hows)];
+  if (shutdown(s->fd, how) != 0)
+    return sockit_fail(L, errno, "shutdown", NULL);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int getname (lua_State *L, int peer) {
+  Socket *s = sockit_checksocket(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof(ss);
+  int n;
+  memset(&ss, 0, sizeof(ss));
+  if ((peer ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
+            : getsockname(s->fd, (struct sockaddr *)&ss, &len)) != 0)
+    return sockit_fail(L, errno, peer ? "getpeername" : "getsockname", NULL);
+  n = sockit_pushaddr(L, (struct sockaddr *)&ss, len);
+  if (n == 0) {
+    lua_pushliteral(L, "");
+    n = 1;
+  }
+  return n;
+}
+
+
+static int sock_getsockname (lua_State *L) {
+  return getname(L, 0);
+}
+
+
+static int sock_getpeername (lua_State *L) {
+  return getname(L, 1);
+}
+
+
+static int sock_settimeout (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  if (lua_isnoneornil(L, 2))
+    s->timeout = -1;
+  else {
+    double t = luaL_checknumber(L, 2);
+    luaL_argcheck(L, t >= 0 && t == t, 2, "timeout must not be negative");
+    s->timeout = t;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int sock_gettimeout (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  if (s->timeout < 0)
+    lua_pushnil(L);
+  else
+    lua_pushnumber(L, s->timeout);
+  return 1;
+}
+
+
+static int sock_fileno (lua_State *L) {
+  lua_pushinteger(L, sockit_checksocket(L, 1)->fd);
+  return 1;
+}
+
+
+static int sock_family (lua_State *L) {
+  lua_pushstring(L, sockit_familyname(sockit_checksocket(L, 1)->family));
+  return 1;
+}
+
+
+static int sock_type (lua_State *L) {
+  lua_pushstring(L, sockit_typename(sockit_checksocket(L, 1)->type));
+  return 1;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Module functions that make sockets
+** =======================================================
+*/
+
+/* core.socket(family, type [, protocol]) */
+static int mod_socket (lua_State *L) {
+  int family = familyvals[luaL_checkoption(L, 1, NULL, familynames)];
+  int type = typevals[luaL_checkoption(L, 2, NULL, typenames)];
+  lua_Integer proto = luaL_optinteger(L, 3, 0);
+  Socket *s;
+  int err, fd;
+  luaL_argcheck(L, 0 <= proto && proto <= INT_MAX, 3, "invalid protocol");
+  s = sockit_newsocket(L, family, type);
+  if ((err = sys_socket(family, type, (int)proto, &fd)) != 0) {
+    lua_pushfstring(L, "%s %s", lua_tostring(L, 1), lua_tostring(L, 2));
+    return sockit_fail(L, err, "socket", lua_tostring(L, -1));
+  }
+  s->fd = fd;
+  return 1;
+}
+
+
+/* core.socketpair([type]) */
+static int mod_socketpair (lua_State *L) {
+  int type = typevals[luaL_checkoption(L, 1, "stream", typenames)];
+  Socket *a = sockit_newsocket(L, AF_UNIX, type);
+  Socket *b = sockit_newsocket(L, AF_UNIX, type);
+  int fds[2], err;
+  if ((err = sys_socketpair(type, fds)) != 0)
+    return sockit_fail(L, err, "socketpair", NULL);
+  a->fd = fds[0];
+  b->fd = fds[1];
+  a->state = b->state = ST_CONNECTED;
+  return 2;
+}
+
+
+static int mod_now (lua_State *L) {
+  lua_pushnumber(L, sys_now());
+  return 1;
+}
+
+/* }====================================================== */
+
+
+static const luaL_Reg sock_methods[] = {
+  {"bind", sock_bind},
+  {"listen", sock_listen},
+  {"accept", sock_accept},
+  {"connect", sock_connect},
+  {"send", sock_send},
+  {"sendv", sock_sendv},
+  {"recv", sock_recv},
+  {"sendto", sock_sendto},
+  {"recvfrom", sock_recvfrom},
+  {"shutdown", sock_shutdown},
+  {"close", sock_close},
+  {"getsockname", sock_getsockname},
+  {"getpeername", sock_getpeername},
+  {"setoption", sock_setoption},
+  {"getoption", sock_getoption},
+  {"settimeout", sock_settimeout},
+  {"gettimeout", sock_gettimeout},
+  {"fileno", sock_fileno},
+  {"wait", sock_wait},
+  {"family", sock_family},
+  {"type", sock_type},
+  {NULL, NULL}
+};
+
+static const luaL_Reg sock_metamethods[] = {
+  {"__gc", sock_close},
+  {"__close", sock_close},
+  {"__tostring", sock_tostring},
+  {"__index", NULL},   /* placeholder */
+  {NULL, NULL}
+};
+
+static const luaL_Reg mod_funcs[] = {
+  {"socket", mod_socket},
+  {"socketpair", mod_socketpair},
+  {"getaddrinfo", mod_getaddrinfo},
+  {"now", mod_now},
+  {NULL, NULL}
+};
+
+
+/*
+** Create the socket metatable (liolib's createmeta) and register the
+** module functions into the table on top of the stack. Methods share
+** one upvalue: the scratch receive buffer of this module instance.
+*/
+void sockit_opensocket (lua_State *L) {
+  lua_newuserdatauv(L, sizeof(Scratch), 0);
+  luaL_newmetatable(L, SOCKIT_SOCKET);
+  luaL_setfuncs(L, sock_metamethods, 0);
+  luaL_newlibtable(L, sock_methods);
+  lua_pushvalue(L, -3);                    /* the scratch buffer */
+  luaL_setfuncs(L, sock_methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 2);                           /* metatable, scratch */
+  luaL_setfuncs(L, mod_funcs, 0);
+}

@@ -1,0 +1,139 @@
+/*
+** sockit.h — the one internal header of sockit.core: shared types,
+** the socket userdata, and the prototypes that cross file boundaries.
+**
+** The core is in three tiers (STYLE.md 1):
+**   sys.c                system-call wrappers: no Lua, they return errno
+**   errors.c, addr.c     glue: errno/EAI names, sockaddr <-> Lua values
+**   socket.c, options.c, core.c, poller.c   the Lua-facing objects
+*/
+#ifndef SOCKIT_H
+#define SOCKIT_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#define SOCKIT_VERSION  "sockit 0.1.0"
+
+/* the metatable name of a socket (like LUA_FILEHANDLE) */
+#define SOCKIT_SOCKET   "sockit.socket"
+#define SOCKIT_POLLER   "sockit.poller"
+
+/* default and cap for one receive */
+#define SOCKIT_RECVMAX      65536
+#define SOCKIT_STREAM_CAP   (1 << 20)      /* a stream read is at most 1 MiB */
+#define SOCKIT_DGRAM_CAP    (16 << 20)     /* no datagram is larger than this */
+
+#if LUA_VERSION_NUM < 504
+#error "sockit needs Lua 5.4"
+#endif
+
+/*
+** {======================================================
+** The socket object
+** =======================================================
+*/
+
+/* what __tostring reports; the kernel is the truth for addresses */
+enum sockit_state {
+  ST_FRESH = 0, ST_BOUND, ST_LISTENING, ST_CONNECTING, ST_CONNECTED
+};
+
+typedef struct Socket {
+  int fd;              /* -1 means closed (STYLE.md 3) */
+  int family;          /* AF_INET, AF_INET6, AF_UNIX */
+  int type;            /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
+  int state;           /* enum sockit_state */
+  double timeout;      /* seconds; < 0 blocks forever, 0 never waits */
+} Socket;
+
+/* the scratch receive buffer, one per module instance (an upvalue) */
+typedef struct Scratch {
+  char buf[SOCKIT_RECVMAX];
+} Scratch;
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** sys.c — system calls, no Lua; every function returns 0 or an errno
+** =======================================================
+*/
+double sys_now (void);
+double sys_deadline (double timeout);
+int sys_wait (int fd, int events, double deadline, int *revents);
+int sys_socket (int family, int type, int protocol, int *fd);
+int sys_socketpair (int type, int fds[2]);
+int sys_setnonblock (int fd);
+int sys_close (int fd);
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** errors.c
+** =======================================================
+*/
+const char *sockit_errname (int err);
+const char *sockit_gainame (int gaierr);
+int sockit_fail (lua_State *L, int err, const char *op, const char *addr);
+int sockit_failmsg (lua_State *L, const char *code, const char *fmt, ...);
+int sockit_gaifail (lua_State *L, int gaierr, int err, const char *op,
+                    const char *what);
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** addr.c
+** =======================================================
+*/
+/* a textual address for messages: "1.2.3.4:80", "[::1]:80", "/p", "@a" */
+#define SOCKIT_ADDRSTRLEN  (sizeof(((struct sockaddr_un *)0)->sun_path) + 64)
+
+typedef struct Addr {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  char text[SOCKIT_ADDRSTRLEN];   /* for messages */
+} Addr;
+
+int sockit_checkport (lua_State *L, int arg);
+int sockit_toaddr (lua_State *L, int family, int arg, int passive,
+                   const char *op, Addr *a);
+int sockit_pushaddr (lua_State *L, const struct sockaddr *sa, socklen_t len);
+void sockit_fmtaddr (const struct sockaddr *sa, socklen_t len,
+                     char *buf, size_t size);
+int mod_getaddrinfo (lua_State *L);
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** socket.c, options.c, poller.c
+** =======================================================
+*/
+Socket *sockit_newsocket (lua_State *L, int family, int type);
+Socket *sockit_checksocket (lua_State *L, int arg);
+Socket *sockit_tosocket (lua_State *L, int arg);
+int sockit_optfd (lua_State *L, int arg);
+const char *sockit_familyname (int family);
+const char *sockit_typename (int type);
+void sockit_opensocket (lua_State *L);
+int sock_setoption (lua_State *L);
+int sock_getoption (lua_State *L);
+void sockit_openpoller (lua_State *L);
+int mod_poller (lua_State *L);
+/* }====================================================== */
+
+#endif

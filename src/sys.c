@@ -1,0 +1,127 @@
+/*
+** sys.c — system-call wrappers. Nothing here knows about Lua: every
+** function returns 0 on success or an errno value, retries EINTR, and
+** folds EWOULDBLOCK into EAGAIN (cqueues lib/socket.c).
+*/
+#include "sockit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <time.h>
+#include <unistd.h>
+
+
+/*
+** {======================================================
+** Clock and deadlines: always the monotonic clock, never wall time
+** =======================================================
+*/
+
+double sys_now (void) {
+  struct timespec ts;
+  /* CLOCK_MONOTONIC cannot fail with a valid pointer on Linux */
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+    return 0.0;
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+
+/*
+** A deadline for a timeout in seconds: negative means "never".
+*/
+double sys_deadline (double timeout) {
+  return (timeout < 0) ? -1.0 : sys_now() + timeout;
+}
+
+
+/*
+** Milliseconds left until 'deadline' for poll(2), rounded up so that
+** we never wake before the deadline and spin; -1 for no deadline.
+*/
+static int ms_left (double deadline) {
+  double left;
+  if (deadline < 0)
+    return -1;
+  left = deadline - sys_now();
+  if (left <= 0)
+    return 0;
+  if (left > 2000000.0)    /* poll takes an int: cap at ~33 minutes */
+    return 2000000000;
+  return (int)ceil(left * 1000.0);
+}
+
+
+/*
+** Wait until 'fd' is ready for 'events' (POLLIN/POLLOUT) or 'deadline'
+** passes. Returns 0 (ready; '*revents' says for what) or ETIMEDOUT or
+** an errno. An error or hang-up is reported as ready for what was asked,
+** so that the next call on the descriptor reports the real error.
+*/
+int sys_wait (int fd, int events, double deadline, int *revents) {
+  struct pollfd p;
+  for (;;) {
+    int n;
+    p.fd = fd;
+    p.events = (short)events;
+    p.revents = 0;
+    n = poll(&p, 1, ms_left(deadline));
+    if (n > 0) {
+      int r = p.revents & events;
+      if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+        r |= events;
+      if (revents) *revents = r;
+      return 0;
+    }
+    if (n == 0) {
+      if (deadline >= 0 && sys_now() >= deadline)
+        return ETIMEDOUT;
+      continue;  /* woke early (rounding): wait for the rest */
+    }
+    if (errno != EINTR)
+      return errno;
+  }
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Descriptors: created close-on-exec and non-blocking, always
+** =======================================================
+*/
+
+int sys_socket (int family, int type, int protocol, int *fd) {
+  *fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol);
+  return (*fd < 0) ? errno : 0;
+}
+
+
+int sys_socketpair (int type, int fds[2]) {
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
+    return errno;
+  return 0;
+}
+
+
+int sys_setnonblock (int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    return errno;
+  return 0;
+}
+
+
+/*
+** close(2) is not retried on EINTR: on Linux the descriptor is gone
+** either way, and retrying could close someone else's new descriptor.
+*/
+int sys_close (int fd) {
+  if (close(fd) != 0 && errno != EINTR)
+    return errno;
+  return 0;
+}
+
+/* }====================================================== */
