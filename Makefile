@@ -19,6 +19,8 @@ SRCS        = $(wildcard src/*.c)
 HDRS        = $(wildcard src/*.h)
 OBJS        = $(patsubst src/%.c,build/%.o,$(SRCS))
 CORE        = sockit/core.so
+# the same core with the poll(2) backend instead of epoll, for the specs
+POLLCORE    = build/poll/sockit/core.so
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/?.so;;
@@ -37,11 +39,15 @@ $(CORE): $(OBJS)
 	@mkdir -p sockit
 	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS)
 
+$(POLLCORE): $(SRCS) $(HDRS)
+	@mkdir -p build/poll/sockit
+	$(CC) $(ALL_CFLAGS) -DSOCKIT_USE_POLL -shared -o $@ $(SRCS)
+
 deps:
 	@sh tools/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(POLLCORE)
 	@sh tools/test.sh
 
 demo: deps

@@ -25,6 +25,7 @@ build = {
             "src/core.c",
             "src/errors.c",
             "src/options.c",
+            "src/poller.c",
             "src/socket.c",
             "src/sys.c",
          },
