@@ -37,8 +37,9 @@
 #define R_OBJS      2
 #define R_EVS       3
 
-#define EV_R  1
-#define EV_W  2
+#define EV_R     1
+#define EV_W     2
+#define EV_EDGE  4   /* edge-triggered (epoll only): see poller_add */
 
 /* at most this many ready entries per wait; the rest come next time */
 #define POLLER_BATCH  1024
@@ -119,7 +120,9 @@ static int backend_ctl (Poller *p, int op, int fd, int mask) {
   static const int ops[] = {EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL};
   struct epoll_event e;
   memset(&e, 0, sizeof(e));
-  e.events = ((mask & EV_R) ? EPOLLIN : 0) | ((mask & EV_W) ? EPOLLOUT : 0);
+  e.events = ((mask & EV_R) ? EPOLLIN : 0) | ((mask & EV_W) ? EPOLLOUT : 0)
+           | ((mask & EV_EDGE) ? EPOLLET : 0);
+  mask &= EV_R | EV_W;
   /* the asked mask rides along, so errors can be reported as it */
   e.data.u64 = ((uint64_t)(unsigned)mask << 32) | (uint32_t)fd;
   return (epoll_ctl(p->epfd, ops[op], fd, &e) == 0) ? 0 : errno;
@@ -254,6 +257,10 @@ static int ctl (lua_State *L, int op, const char *name) {
   Poller *p = checkpoller(L);
   int fd = sockit_optfd(L, 2);
   int mask = (op == OP_DEL) ? 0 : checkevents(L, 3);
+#ifdef SOCKIT_EPOLL
+  if (op != OP_DEL && lua_toboolean(L, 4))
+    mask |= EV_EDGE;
+#endif
   int err = backend_ctl(p, op, fd, mask);
   if (err != 0) {
     char what[32];
@@ -271,6 +278,13 @@ static int ctl (lua_State *L, int op, const char *name) {
 }
 
 
+/*
+** p:add(x, events [, edge]). With 'edge' true (an extension to SPEC, for
+** the event loop) the epoll backend reports only changes of readiness
+** (EPOLLET): a descriptor registered once for "rw" costs no system call
+** per wait, provided one waits only after an operation said EAGAIN.
+** p:backend() tells whether edges are available ("epoll") or not ("poll").
+*/
 static int poller_add (lua_State *L) {
   return ctl(L, OP_ADD, "poller add");
 }
@@ -350,6 +364,13 @@ static int poller_fileno (lua_State *L) {
 }
 
 
+static int poller_backend (lua_State *L) {
+  (void)checkpoller(L);
+  lua_pushliteral(L, BACKEND);
+  return 1;
+}
+
+
 static int poller_tostring (lua_State *L) {
   Poller *p = topoller(L);
   if (p->closed)
@@ -391,6 +412,7 @@ static const luaL_Reg poller_methods[] = {
   {"wait", poller_wait},
   {"close", poller_close},
   {"fileno", poller_fileno},
+  {"backend", poller_backend},
   {NULL, NULL}
 };
 
