@@ -1,0 +1,221 @@
+-- spec/core_misuse_spec.lua — programming errors raise with the usual
+-- `bad argument #n to 'f' (...)` text (SPEC §1); what the OS says is
+-- returned, never raised.
+
+local core = require "sockit.core"
+
+-- the error text of fn(), without the "file:line: " position
+local function raises(fn)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "expected an error, but the call succeeded")
+  return (tostring(err):gsub("^[^\n]-:%d+: ", ""))
+end
+
+-- `bad argument #n to 'f' (` ... `)`, with the detail matching `detail`
+-- (a plain substring) when given
+local function assert_badarg(n, f, fn, detail)
+  local err = raises(fn)
+  local prefix = "bad argument #" .. n .. " to '" .. f .. "' ("
+  assert.equal(prefix, err:sub(1, #prefix), "got: " .. err)
+  assert.equal(")", err:sub(-1), "got: " .. err)
+  if detail then
+    assert.is_truthy(err:find(detail, 1, true), "expected '" .. detail .. "' in: " .. err)
+  end
+  return err
+end
+
+describe("core misuse raises", function()
+  local s, u, d
+  before_each(function()
+    s = assert(core.socket("inet", "stream"))
+    u = assert(core.socket("unix", "dgram"))
+    d = assert(core.socket("inet", "dgram"))
+  end)
+  after_each(function()
+    s:close(); u:close(); d:close()
+  end)
+
+  describe("wrong types", function()
+    it("core.socket with a table family", function()
+      assert.equal("bad argument #1 to 'socket' (string expected, got table)",
+        raises(function() return core.socket({}, "stream") end))
+    end)
+    it("core.socket with no family", function()
+      assert_badarg(1, "socket", function() return core.socket() end)
+    end)
+    it("core.socket with a table type", function()
+      assert.equal("bad argument #2 to 'socket' (string expected, got table)",
+        raises(function() return core.socket("inet", {}) end))
+    end)
+    it("core.socket with a string protocol", function()
+      assert_badarg(3, "socket", function() return core.socket("inet", "stream", "tcp") end)
+    end)
+    it("core.socketpair with a table type", function()
+      assert.equal("bad argument #1 to 'socketpair' (string expected, got table)",
+        raises(function() return core.socketpair({}) end))
+    end)
+    it("bind with a table host", function()
+      assert_badarg(1, "bind", function() return s:bind({}, 0) end)
+    end)
+    it("bind with a string port that is not a number", function()
+      assert_badarg(2, "bind", function() return s:bind("127.0.0.1", "x") end)
+    end)
+    it("bind on inet with no port", function()
+      assert_badarg(2, "bind", function() return s:bind("127.0.0.1") end)
+    end)
+    it("connect with a boolean host", function()
+      assert_badarg(1, "connect", function() return s:connect(true, 80) end)
+    end)
+    it("send with a table", function()
+      assert.equal("bad argument #1 to 'send' (string expected, got table)",
+        raises(function() return s:send({}) end))
+    end)
+    it("send with a non-integer i", function()
+      assert_badarg(2, "send", function() return s:send("abc", "x") end)
+    end)
+    it("recv with a string max", function()
+      assert_badarg(1, "recv", function() return s:recv("lots") end)
+    end)
+    it("sendto with a table address", function()
+      assert_badarg(2, "sendto", function() return d:sendto("x", {}, 1) end)
+    end)
+    it("unix bind with a boolean or a table for the path", function()
+      assert_badarg(1, "bind", function() return u:bind(true) end)
+      assert_badarg(1, "bind", function() return u:bind({}) end)
+    end)
+    it("settimeout with a string", function()
+      assert_badarg(1, "settimeout", function() return s:settimeout("soon") end)
+    end)
+    it("setoption with a table name", function()
+      assert.equal("bad argument #1 to 'setoption' (string expected, got table)",
+        raises(function() return s:setoption({}, true) end))
+    end)
+    it("setoption of a boolean option with a table value", function()
+      assert_badarg(2, "setoption", function() return s:setoption("reuseaddr", {}) end)
+    end)
+    it("setoption rcvbuf with a string", function()
+      assert_badarg(2, "setoption", function() return s:setoption("rcvbuf", "big") end)
+    end)
+    it("getaddrinfo with a table host", function()
+      assert_badarg(1, "getaddrinfo", function() return core.getaddrinfo({}, 80) end)
+    end)
+    it("wait with a table events", function()
+      assert_badarg(1, "wait", function() return s:wait({}) end)
+    end)
+    it("sendv with a string in place of a list", function()
+      assert_badarg(1, "sendv", function() return s:sendv("abc") end)
+    end)
+    it("sendv with a table inside the list", function()
+      assert_badarg(1, "sendv", function() return s:sendv({ "a", {}, "b" }) end)
+    end)
+    it("a method called on something that is not a socket", function()
+      local err = raises(function() return s.bind({}, "127.0.0.1", 0) end)
+      assert.matches("^bad argument #1 to 'bind' %(sockit%.socket expected, got table%)$", err)
+    end)
+  end)
+
+  describe("unknown names", function()
+    it("family", function()
+      assert.equal("bad argument #1 to 'socket' (invalid option 'appletalk')",
+        raises(function() return core.socket("appletalk", "stream") end))
+    end)
+    it("type", function()
+      assert.equal("bad argument #2 to 'socket' (invalid option 'raw')",
+        raises(function() return core.socket("inet", "raw") end))
+    end)
+    it("socketpair type", function()
+      assert.equal("bad argument #1 to 'socketpair' (invalid option 'rdm')",
+        raises(function() return core.socketpair("rdm") end))
+    end)
+    it("getaddrinfo family and type", function()
+      assert_badarg(3, "getaddrinfo", function() return core.getaddrinfo("127.0.0.1", 80, "ipx") end,
+        "ipx")
+      assert_badarg(4, "getaddrinfo", function()
+        return core.getaddrinfo("127.0.0.1", 80, "inet", "raw")
+      end, "raw")
+    end)
+    it("option, for setoption and getoption", function()
+      assert.equal("bad argument #1 to 'setoption' (invalid option 'nosuchopt')",
+        raises(function() return s:setoption("nosuchopt", true) end))
+      assert.equal("bad argument #1 to 'getoption' (invalid option 'nosuchopt')",
+        raises(function() return s:getoption("nosuchopt") end))
+    end)
+    it("shutdown how", function()
+      assert.equal("bad argument #1 to 'shutdown' (invalid option 'both')",
+        raises(function() return s:shutdown("both") end))
+    end)
+    it("wait events", function()
+      assert_badarg(1, "wait", function() return s:wait("x", 0) end, "x")
+    end)
+  end)
+
+  describe("values out of range", function()
+    for _, port in ipairs({ 70000, -1, 65536 }) do
+      it("port " .. port .. " for bind, connect, sendto and getaddrinfo", function()
+        assert_badarg(2, "bind", function() return s:bind("127.0.0.1", port) end)
+        assert_badarg(2, "connect", function() return s:connect("127.0.0.1", port) end)
+        assert_badarg(3, "sendto", function() return d:sendto("x", "127.0.0.1", port) end)
+        assert_badarg(2, "getaddrinfo", function() return core.getaddrinfo("127.0.0.1", port) end)
+      end)
+    end
+    it("port 65535 and 0 are accepted", function()
+      -- 65535 is valid: the answer is the kernel's, not a raise
+      local ok = pcall(function() return d:sendto("x", "127.0.0.1", 65535) end)
+      assert.is_true(ok)
+      assert.is_truthy(s:bind("127.0.0.1", 0))
+    end)
+    it("negative and zero max for recv and recvfrom", function()
+      assert_badarg(1, "recv", function() return s:recv(-1) end)
+      assert_badarg(1, "recv", function() return s:recv(0) end)
+      assert_badarg(1, "recvfrom", function() return d:recvfrom(-5) end)
+      assert_badarg(1, "recvfrom", function() return d:recvfrom(0) end)
+    end)
+    it("negative timeout", function()
+      assert_badarg(1, "settimeout", function() return s:settimeout(-1) end)
+      assert_badarg(1, "settimeout", function() return s:settimeout(-0.001) end)
+      assert.is_nil(s:gettimeout())  -- unchanged by the failed call
+    end)
+    it("negative wait timeout", function()
+      assert_badarg(2, "wait", function() return s:wait("r", -1) end)
+    end)
+    it("a unix path with a zero byte inside", function()
+      assert_badarg(1, "bind", function() return u:bind("/tmp/a\0b") end)
+      assert_badarg(1, "connect", function() return u:connect("/tmp/a\0b") end)
+      assert_badarg(2, "sendto", function() return u:sendto("x", "/tmp/a\0b") end)
+    end)
+  end)
+
+  describe("read-only option", function()
+    it("setoption('error', ...) raises", function()
+      assert_badarg(1, "setoption", function() return s:setoption("error", false) end, "error")
+      assert_badarg(1, "setoption", function() return s:setoption("error", "ECONNREFUSED") end,
+        "error")
+    end)
+  end)
+
+  describe("closed socket", function()
+    it("raises 'attempt to use a closed socket' and close() still returns true", function()
+      s:close()
+      local err = raises(function() return s:send("x") end)
+      assert.is_truthy(err:find("attempt to use a closed socket", 1, true), err)
+      err = raises(function() return s:getoption("error") end)
+      assert.is_truthy(err:find("attempt to use a closed socket", 1, true), err)
+      assert.equal(true, s:close())
+    end)
+  end)
+
+  describe("failures that are the OS's, not the programmer's", function()
+    it("return nil, msg, code instead of raising", function()
+      -- listen on a dgram socket: EOPNOTSUPP from the kernel
+      local ok, msg, code = d:listen()
+      assert.is_nil(ok)
+      assert.is_truthy(code == "EOPNOTSUPP" or code == "ENOTSUP", tostring(code))
+      assert.equal("listen: Operation not supported", msg)
+      -- getpeername of an unconnected socket: ENOTCONN
+      ok, msg, code = s:getpeername()
+      assert.is_nil(ok)
+      assert.equal("ENOTCONN", code)
+      assert.equal("getpeername: Transport endpoint is not connected", msg)
+    end)
+  end)
+end)
