@@ -1,0 +1,441 @@
+--[[
+sockit.loop — tasks, timers and the poller: the event loop.
+
+A task is a coroutine. When a task's socket operation would block, the
+Lua layer calls wait.wait, whose hook (installed here) parks the task:
+it records which descriptor and events it waits for and, if it has a
+deadline, puts its timer in a binary heap. run() resumes ready tasks, then
+waits on the poller until the earliest deadline, wakes the tasks whose
+descriptors became ready, and the tasks whose deadlines passed.
+
+Costs: with epoll each descriptor is registered once, edge-triggered, for
+"rw" (tasks wait only after EAGAIN, so no edge is missed); a wait then
+costs no system call of its own, and a poller wait costs O(ready). Timers
+are an indexed heap: O(log n) to add or cancel, nothing per wait without a
+deadline. Every task owns one timer record, reused, so a steady loop
+allocates little. With the poll(2) backend the loop falls back to
+level-triggered interest that follows the waiting tasks.
+
+Outside a task (the main coroutine, or a coroutine the loop did not make)
+the hook answers "not mine" and wait.wait blocks as before.
+]]
+
+local M = {}
+
+local core = require "sockit.core"
+local wait = require "sockit.wait"
+
+local co_create, co_resume, co_running, co_status, co_yield =
+  coroutine.create, coroutine.resume, coroutine.running, coroutine.status,
+  coroutine.yield
+local now = core.now
+local traceback = debug.traceback
+local error, setmetatable, type, select, tostring =
+  error, setmetatable, type, select, tostring
+local io_stderr = io.stderr
+local math_max = math.max
+
+-- a unique value yielded by parked tasks; anything else a task yields is
+-- a plain "let the others run"
+local PARK = setmetatable({}, {__name = "sockit.loop.park"})
+
+local poller          -- created on first need
+local edge            -- true with epoll: register once, edge-triggered
+local tasks = {}      -- coroutine -> task
+local ntasks = 0
+local ready, nready = {}, 0       -- tasks to resume, in order
+local spare = {}                  -- the other ready array, swapped in
+local readers, writers = {}, {}   -- fd -> task parked for "r" / "w"
+local nparked_io = 0              -- tasks parked on a descriptor
+local registered = setmetatable({}, {__mode = "v"})  -- fd -> socket
+local levelmask = {}              -- fd -> mask registered (level mode)
+local heap, nheap = {}, 0         -- timers: task.timer records
+local running, stopping = false, false
+
+
+--[[ {======================================================
+Timers: a binary heap of records {t = deadline, task = task, pos = i}
+=======================================================]]
+
+local function heap_up (i)
+  local e = heap[i]
+  local t = e.t
+  while i > 1 do
+    local p = i // 2
+    local pe = heap[p]
+    if pe.t <= t then break end
+    heap[i] = pe
+    pe.pos = i
+    i = p
+  end
+  heap[i] = e
+  e.pos = i
+end
+
+local function heap_down (i)
+  local e = heap[i]
+  local t = e.t
+  while true do
+    local c = 2 * i
+    if c > nheap then break end
+    local ce = heap[c]
+    if c < nheap and heap[c + 1].t < ce.t then
+      c = c + 1
+      ce = heap[c]
+    end
+    if ce.t >= t then break end
+    heap[i] = ce
+    ce.pos = i
+    i = c
+  end
+  heap[i] = e
+  e.pos = i
+end
+
+local function timer_add (e, t)
+  e.t = t
+  nheap = nheap + 1
+  heap[nheap] = e
+  heap_up(nheap)
+end
+
+local function timer_remove (e)
+  local i = e.pos
+  if i == 0 then return end
+  e.pos = 0
+  local last = heap[nheap]
+  heap[nheap] = nil
+  nheap = nheap - 1
+  if i <= nheap then
+    heap[i] = last
+    last.pos = i
+    if i > 1 and heap[i // 2].t > last.t then heap_up(i) else heap_down(i) end
+  end
+end
+
+-- }======================================================
+
+
+--[[ {======================================================
+Parking and waking
+=======================================================]]
+
+local function getpoller ()
+  if not poller then
+    poller = assert(core.poller())
+    edge = poller:backend() == "epoll"
+  end
+  return poller
+end
+
+-- level mode: make the poller's interest in fd follow its waiting tasks
+local function level_update (fd)
+  local want = (readers[fd] and 1 or 0) + (writers[fd] and 2 or 0)
+  local have = levelmask[fd] or 0
+  if want == have then return end
+  local ev = want == 1 and "r" or want == 2 and "w" or "rw"
+  if want == 0 then
+    poller:remove(fd)
+    levelmask[fd] = nil
+  elseif have == 0 then
+    assert(poller:add(fd, ev))
+    levelmask[fd] = want
+  else
+    assert(poller:modify(fd, ev))
+    levelmask[fd] = want
+  end
+end
+
+-- wake a parked task with 'why' ("ready", "timeout", "closed")
+local function wake (task, why)
+  if not task.parked then return end
+  task.parked = false
+  task.why = why
+  local fd = task.fd
+  if fd then
+    if readers[fd] == task then readers[fd] = nil end
+    if writers[fd] == task then writers[fd] = nil end
+    task.fd = nil
+    nparked_io = nparked_io - 1
+    if not edge and poller then level_update(fd) end
+  end
+  timer_remove(task.timer)
+  nready = nready + 1
+  ready[nready] = task
+end
+
+-- register 'sock' (descriptor 'fd') with the poller, once (edge mode)
+local function ensure_registered (sock, fd)
+  if registered[fd] == sock then return true end
+  local p = getpoller()
+  local ok, msg, code = p:add(fd, "rw", true)
+  if not ok and code == "EEXIST" then   -- fd number reused: a stale entry
+    ok, msg, code = p:modify(fd, "rw", true)
+  end
+  if not ok then return nil, msg, code end
+  registered[fd] = sock
+  return true
+end
+
+--[[
+The hook of wait.wait: park the running task until 'sock' is ready for
+'events' or 'deadline' passes. Returns false ("not in a task") when the
+caller is not a task of this loop, so that wait.wait blocks instead.
+]]
+local function park (sock, events, deadline)
+  local task = tasks[co_running()]
+  if not task then return false end
+  if sock then
+    local fd = sock:fileno()
+    if events ~= "w" then
+      if readers[fd] and readers[fd] ~= task then
+        return nil, "another task is already reading this socket", "EBUSY"
+      end
+      readers[fd] = task
+    end
+    if events ~= "r" then
+      if writers[fd] and writers[fd] ~= task then
+        if readers[fd] == task then readers[fd] = nil end
+        return nil, "another task is already writing this socket", "EBUSY"
+      end
+      writers[fd] = task
+    end
+    getpoller()
+    if edge then
+      local ok, msg, code = ensure_registered(sock, fd)
+      if not ok then
+        if readers[fd] == task then readers[fd] = nil end
+        if writers[fd] == task then writers[fd] = nil end
+        return nil, msg, code
+      end
+    else
+      level_update(fd)
+    end
+    task.fd = fd
+    nparked_io = nparked_io + 1
+  end
+  if deadline then timer_add(task.timer, deadline) end
+  task.parked = true
+  co_yield(PARK)
+  local why = task.why
+  task.why = nil
+  if why == "timeout" then
+    if sock then return nil, "timed out", "ETIMEDOUT" end
+    return true
+  elseif why == "closed" then
+    return nil, "socket closed while waiting", "EBADF"
+  end
+  return true
+end
+
+--[[
+The closing hook: the Lua layer is about to close 'sock'. Take its
+descriptor out of the poller first (STYLE.md 11) and wake whoever waits
+on it, so that a task blocked in accept or read sees "EBADF".
+]]
+local function closing (sock)
+  local fd = sock:fileno()
+  local r, w = readers[fd], writers[fd]
+  if r then wake(r, "closed") end
+  if w then wake(w, "closed") end
+  if poller then
+    if registered[fd] == sock then
+      registered[fd] = nil
+      poller:remove(fd)
+    elseif levelmask[fd] then
+      levelmask[fd] = nil
+      poller:remove(fd)
+    end
+  end
+end
+
+-- }======================================================
+
+
+--[[ {======================================================
+Tasks
+=======================================================]]
+
+local taskmeta = {__name = "sockit.task"}
+taskmeta.__index = taskmeta
+
+function taskmeta.__tostring (t)
+  return ("sockit.task{%s}"):format(t.done and "done" or
+    (t.parked and "waiting" or "ready"))
+end
+
+--[[
+M.spawn(fn, ...) -> task. fn(...) runs as a new task at the next turn of
+the loop. A task that raises is reported on stderr (with a traceback) and
+ends; the loop goes on. task.done is true once it has ended, task.error
+holds what it raised.
+]]
+function M.spawn (fn, ...)
+  if type(fn) ~= "function" then
+    error(("bad argument #1 to 'spawn' (function expected, got %s)")
+          :format(type(fn)), 2)
+  end
+  local n, args = select("#", ...), {...}
+  local task
+  task = setmetatable({
+    parked = false, done = false, why = nil, fd = nil,
+    timer = {t = 0, pos = 0},
+  }, taskmeta)
+  task.timer.task = task
+  task.co = co_create(function ()
+    return fn(table.unpack(args, 1, n))
+  end)
+  tasks[task.co] = task
+  ntasks = ntasks + 1
+  nready = nready + 1
+  ready[nready] = task
+  return task
+end
+
+-- the task running now, or nil outside any task
+function M.current ()
+  return tasks[co_running()]
+end
+
+M.onerror = function (task, err)
+  io_stderr:write("sockit: task failed: ", tostring(err), "\n")
+  io_stderr:flush()
+  return task
+end
+
+local function step (task)
+  local co = task.co
+  local ok, res = co_resume(co)
+  if co_status(co) == "dead" then
+    tasks[co] = nil
+    ntasks = ntasks - 1
+    task.done = true
+    if not ok then
+      task.error = res
+      M.onerror(task, traceback(co, tostring(res)))
+    end
+  elseif res ~= PARK then     -- a plain coroutine.yield(): run again later
+    nready = nready + 1
+    ready[nready] = task
+  end
+end
+
+-- }======================================================
+
+
+--[[ {======================================================
+The loop
+=======================================================]]
+
+local function poll_once (timeout)
+  local n, objs, evs = poller:wait(timeout)
+  if not n then error("sockit.run: " .. tostring(objs), 0) end
+  for i = 1, n do
+    local fd, ev = objs[i], evs[i]
+    if ev ~= "w" then
+      local t = readers[fd]
+      if t then wake(t, "ready") end
+    end
+    if ev ~= "r" then
+      local t = writers[fd]
+      if t then wake(t, "ready") end
+    end
+    if not edge then level_update(fd) end
+  end
+end
+
+local function expire_timers ()
+  if nheap == 0 then return end
+  local t = now()
+  while nheap > 0 and heap[1].t <= t do
+    wake(heap[1].task, "timeout")
+  end
+end
+
+--[[
+M.run() runs until no task is left, or M.stop() is called (then the
+remaining tasks stay suspended and a later run() continues them).
+]]
+function M.run ()
+  if running then error("sockit.run: the loop is already running", 2) end
+  if tasks[co_running()] then error("sockit.run: called inside a task", 2) end
+  running, stopping = true, false
+  local ok, err = pcall(function ()
+    while ntasks > 0 and not stopping do
+      -- resume every task that is ready now; those made ready meanwhile
+      -- wait for the next turn, after I/O has been polled
+      local batch, n = ready, nready
+      ready, nready, spare = spare, 0, batch
+      for i = 1, n do
+        local task = batch[i]
+        batch[i] = nil
+        step(task)
+      end
+      if ntasks == 0 or stopping then break end
+      local timeout
+      if nready > 0 then
+        timeout = 0
+      elseif nheap > 0 then
+        timeout = math_max(0, heap[1].t - now())
+      elseif nparked_io == 0 then
+        error("sockit.run: every task is waiting for something no one " ..
+              "will do (no timer, no socket)", 0)
+      end
+      if nparked_io > 0 or timeout ~= 0 then
+        poll_once(timeout)
+      end
+      expire_timers()
+    end
+  end)
+  running = false
+  if not ok then error(err, 0) end
+end
+
+function M.stop ()
+  stopping = true
+end
+
+-- number of live tasks (for tests and servers)
+function M.count ()
+  return ntasks
+end
+
+--[[
+M.sleep(seconds): inside a task, suspends only that task; outside, blocks.
+]]
+function M.sleep (seconds)
+  if type(seconds) ~= "number" then
+    error(("bad argument #1 to 'sleep' (number expected, got %s)")
+          :format(type(seconds)), 2)
+  end
+  if seconds < 0 then seconds = 0 end
+  return wait.wait(nil, nil, now() + seconds)
+end
+
+--[[
+M.park(deadline) / M.wake(task): a task waits for another task's signal
+(servers use it for max_connections). park returns true when woken, or
+nil, "timed out", "ETIMEDOUT" at the deadline.
+]]
+function M.suspend (deadline)
+  local task = tasks[co_running()]
+  if not task then error("sockit: suspend outside a task", 2) end
+  if deadline then timer_add(task.timer, deadline) end
+  task.parked = true
+  co_yield(PARK)
+  local why = task.why
+  task.why = nil
+  if why == "timeout" then return nil, "timed out", "ETIMEDOUT" end
+  return true
+end
+
+function M.resume (task)
+  wake(task, "ready")
+end
+
+-- }======================================================
+
+wait.hook = park
+wait.closing = closing
+
+return M
