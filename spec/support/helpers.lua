@@ -233,7 +233,8 @@ end
 -- run Lua code in a child lua5.4 with the repo on its paths.
 -- opts.args: list of arguments (the script's `arg`/`...`);
 -- opts.prefix: put before the command (e.g. "ip netns exec NS");
--- opts.timeout: kill the child after that many seconds (default 20).
+-- opts.timeout: kill the child after that many seconds (default 20);
+-- opts.uid: run it as that user id (needs root; uses setpriv).
 -- Returns stdout, exit status (a signal as 128+n, a timeout as 124), stderr.
 function H.run_lua(code, opts)
   opts = opts or {}
@@ -241,7 +242,13 @@ function H.run_lua(code, opts)
   local errf = os.tmpname()
   local args = {}
   for i, a in ipairs(opts.args or {}) do args[i] = q(a) end
-  local cmd = (opts.prefix and (opts.prefix .. " ") or "")
+  local prefix = opts.prefix and (opts.prefix .. " ") or ""
+  if opts.uid then
+    os.execute("chmod 644 " .. q(file))
+    prefix = prefix .. "setpriv --reuid=" .. opts.uid .. " --regid=" .. opts.uid
+      .. " --clear-groups "
+  end
+  local cmd = prefix
     .. env_prefix()
     .. "timeout -k 2 " .. (opts.timeout or 20) .. " "
     .. H.lua .. " " .. q(file) .. " " .. table.concat(args, " ")
