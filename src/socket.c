@@ -573,8 +573,8 @@ static int do_recv (lua_State *L, int from) {
   }
   if (!stream && (size_t)n > want)
     return sockit_failmsg(L, "EMSGSIZE",
-             "%s: datagram of %I bytes is longer than max %I (%s)", op,
-             (lua_Integer)n, (lua_Integer)want, "it was discarded");
+             "%s: datagram of %I bytes is longer than max %I", op,
+             (lua_Integer)n, (lua_Integer)want);
   if (n == 0 && s->type != SOCK_DGRAM)
     return sockit_failmsg(L, "EOF", "%s: end of stream", op);
   if (buf == sc->buf)
