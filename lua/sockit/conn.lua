@@ -1,0 +1,497 @@
+--[[
+sockit.conn — a buffered stream connection (SPEC §3 "Conn").
+
+Reads are buffered; writes go straight through to the kernel. The buffer
+is one string and the position of its first unread byte: a line already
+in the buffer is found with one plain find and cut with one sub. A read
+that needs more data takes the unread bytes out and collects the
+receives in a table, concatenated once: no read is quadratic, whatever
+its size. A read that fails or times out puts everything back, so no
+byte is lost (SPEC §3). Invariant: an empty buffer is "" at position 1.
+
+Every wait goes through sockit.wait; the core socket has timeout 0.
+]]
+
+local M = {}
+
+local addr = require "sockit.addr"
+local wait = require "sockit.wait"
+
+local error, select, setmetatable, tostring, type =
+  error, select, setmetatable, tostring, type
+local byte, find, match, sub = string.byte, string.find, string.match, string.sub
+local concat, pack, unpack = table.concat, table.pack, table.unpack
+local tointeger = math.tointeger
+local os_remove = os.remove
+local argerror, format = addr.argerror, addr.format
+local deadline_of, waitfor = wait.deadline, wait.wait
+
+local CHUNK = 65536        -- one receive for lines and recv()
+local BIG = 262144         -- one receive for "a" and large counts
+M.MAX_LINE = 65536         -- the default of opts.max_line
+
+
+local Conn = {__name = "sockit.conn"}
+Conn.__index = Conn
+M.Conn = Conn              -- the class: later issues add unix methods here
+
+
+--[[
+M.new(sock, opts) -> conn
+'sock' a connected core stream socket with timeout 0. opts: timeout
+(the default per call), max_line, peer (the peer's address string when
+the caller knows it), path (a socket file to remove when closed).
+]]
+function M.new (sock, opts)
+  return setmetatable({
+    socket = sock,
+    max_line = opts.max_line or M.MAX_LINE,
+    _timeout = opts.timeout,
+    _family = sock:family(),
+    _peer = opts.peer,
+    _path = opts.path,
+    _buf = "",
+    _pos = 1,
+    _closed = false,
+  }, Conn)
+end
+
+
+-- raise on a closed conn, at the user's call of the method
+local function checkopen (self)
+  if self._closed then error("attempt to use a closed socket", 3) end
+end
+
+
+--[[ {=====================================================
+Receiving
+====================================================== ]]
+
+-- one receive of up to 'max' bytes, waiting until the deadline
+local function recv1 (self, max, deadline)
+  local sock = self.socket
+  while true do
+    local data, msg, code = sock:recv(max)
+    if data or code ~= "EAGAIN" then return data, msg, code end
+    local ok, wmsg, wcode = waitfor(sock, "r", deadline)
+    if not ok then return nil, "recv: " .. wmsg, wcode end
+  end
+end
+
+
+-- take every unread byte out of the buffer, as one string
+local function takeall (self)
+  local buf, pos = self._buf, self._pos
+  self._buf, self._pos = "", 1
+  if pos == 1 then return buf end
+  return sub(buf, pos)
+end
+
+
+-- put parts[1..n] back as the buffer (which slow paths have emptied)
+local function putback (self, parts, n)
+  self._buf, self._pos = concat(parts, "", 1, n), 1
+end
+
+
+local function toolong (self)
+  return nil, "read: line longer than max_line (" .. tostring(self.max_line)
+              .. " bytes)", "EMSGSIZE"
+end
+
+
+--[[
+A line: "l" drops the end of line ("\n" or "\r\n"), "L" keeps it. At the
+end of the stream the last line needs no "\n". A line whose text is
+longer than max_line is EMSGSIZE, and stays buffered: a read of a count
+(or recv) can still take it, and max_line may be raised.
+]]
+local function readline (self, keep, deadline)
+  local buf, pos, max = self._buf, self._pos, self.max_line
+  local e = find(buf, "\n", pos, true)
+  if e then                                   -- the fast path
+    local last = e - 1
+    if last >= pos and byte(buf, last) == 13 then last = last - 1 end
+    if last - pos + 1 > max then return toolong(self) end
+    if e == #buf then self._buf, self._pos = "", 1 else self._pos = e + 1 end
+    return sub(buf, pos, keep and e or last)
+  end
+  local parts, n, total = {}, 0, #buf - pos + 1
+  if total > 0 then n = 1; parts[1] = takeall(self) end
+  while true do
+    if total > max + 1 then                   -- +1: a "\r" may end it
+      putback(self, parts, n)
+      return toolong(self)
+    end
+    local chunk, msg, code = recv1(self, CHUNK, deadline)
+    if not chunk then
+      if code == "EOF" and total > 0 and total <= max then
+        return concat(parts, "", 1, n)        -- the last line, no "\n"
+      end
+      putback(self, parts, n)
+      if code == "EOF" and total > 0 then return toolong(self) end
+      return nil, msg, code
+    end
+    e = find(chunk, "\n", 1, true)
+    if e then
+      n = n + 1
+      if e == #chunk then
+        parts[n] = chunk
+      else
+        parts[n] = sub(chunk, 1, e)
+        self._buf = sub(chunk, e + 1)         -- the buffer was empty
+      end
+      local line = concat(parts, "", 1, n)
+      local last = #line - 1
+      if last >= 1 and byte(line, last) == 13 then last = last - 1 end
+      if last > max then
+        self._buf = line .. self._buf
+        return toolong(self)
+      end
+      if keep then return line end
+      return sub(line, 1, last)
+    end
+    n = n + 1
+    parts[n] = chunk
+    total = total + #chunk
+  end
+end
+
+
+-- "a": everything until the end of the stream ("" if nothing is left)
+local function readall (self, deadline)
+  local parts, n = {}, 0
+  if self._buf ~= "" then n = 1; parts[1] = takeall(self) end
+  while true do
+    local chunk, msg, code = recv1(self, BIG, deadline)
+    if not chunk then
+      if code == "EOF" then return concat(parts, "", 1, n) end
+      putback(self, parts, n)
+      return nil, msg, code
+    end
+    n = n + 1
+    parts[n] = chunk
+  end
+end
+
+
+-- a count: exactly 'want' bytes unless the stream ends first
+local function readn (self, want, deadline)
+  local buf, pos = self._buf, self._pos
+  local have = #buf - pos + 1
+  if want == 0 then                 -- file:read(0): "" or nil at the end
+    if have > 0 then return "" end
+    local chunk, msg, code = recv1(self, CHUNK, deadline)
+    if not chunk then return nil, msg, code end
+    self._buf = chunk
+    return ""
+  end
+  if have >= want then                        -- the fast path
+    if have == want then self._buf, self._pos = "", 1
+    else self._pos = pos + want end
+    return sub(buf, pos, pos + want - 1)
+  end
+  local parts, n = {}, 0
+  if have > 0 then n = 1; parts[1] = takeall(self) end
+  while have < want do
+    local need = want - have
+    local chunk, msg, code =
+      recv1(self, need < CHUNK and CHUNK or (need < BIG and need or BIG),
+            deadline)
+    if not chunk then
+      if code == "EOF" and have > 0 then return concat(parts, "", 1, n) end
+      putback(self, parts, n)
+      return nil, msg, code
+    end
+    if #chunk > need then                     -- keep the excess buffered
+      self._buf = sub(chunk, need + 1)
+      chunk = sub(chunk, 1, need)
+    end
+    n = n + 1
+    parts[n] = chunk
+    have = have + #chunk
+  end
+  return concat(parts, "", 1, n)
+end
+
+
+local function read1 (self, f, deadline)
+  if f == "l" then return readline(self, false, deadline)
+  elseif f == "L" then return readline(self, true, deadline)
+  elseif f == "a" then return readall(self, deadline)
+  else return readn(self, f, deadline) end
+end
+
+
+-- a format of file:read: "l", "L", "a" (optionally "*l" ...), or a count
+local function checkformat (f, i, fname)
+  local t = type(f)
+  if t == "number" then
+    local n = tointeger(f)
+    if not n then argerror(i, fname, "number has no integer representation", 3) end
+    if n < 0 then argerror(i, fname, "negative size", 3) end
+    return n
+  elseif t == "string" then
+    local c = match(f, "^%*?([lLa])")
+    if c then return c end
+  end
+  argerror(i, fname, "invalid format", 3)
+end
+
+
+--[[
+conn:read(...) -> values, as file:read (default "l"). One deadline for the
+whole call. If a format fails, the values already read come back followed
+by nil, msg, code (its bytes stay buffered): "a, nil, msg, code".
+]]
+function Conn:read (...)
+  checkopen(self)
+  local nargs = select("#", ...)
+  if nargs <= 1 then
+    local f = nargs == 0 and "l" or checkformat(..., 1, "read")
+    return read1(self, f, deadline_of(self._timeout))
+  end
+  local fmts = {...}
+  for i = 1, nargs do fmts[i] = checkformat(fmts[i], i, "read") end
+  local deadline = deadline_of(self._timeout)
+  local out = {}
+  for i = 1, nargs do
+    local v, msg, code = read1(self, fmts[i], deadline)
+    if v == nil then
+      out[i + 1], out[i + 2] = msg, code
+      return unpack(out, 1, i + 2)
+    end
+    out[i] = v
+  end
+  return unpack(out, 1, nargs)
+end
+
+
+--[[
+conn:recv([max]) -> 1..max bytes (default 65536): from the buffer if it
+holds any, otherwise from one receive.
+]]
+function Conn:recv (max)
+  checkopen(self)
+  if max == nil then
+    max = CHUNK
+  else
+    max = tointeger(max)
+    if not max or max <= 0 then
+      argerror(1, "recv", "max must be a positive integer", 2)
+    end
+  end
+  local buf, pos = self._buf, self._pos
+  local have = #buf - pos + 1
+  if have > 0 then
+    if have <= max then
+      self._buf, self._pos = "", 1
+      return pos == 1 and buf or sub(buf, pos)
+    end
+    self._pos = pos + max
+    return sub(buf, pos, pos + max - 1)
+  end
+  local data, msg, code = recv1(self, max, deadline_of(self._timeout))
+  return data, msg, code
+end
+
+
+--[[
+conn:lines(...) -> iterator over conn:read(...) (default "l"), as
+file:lines: the end of the stream ends the loop; any other failure
+(a timeout, a reset) raises its message. With "a" the loop ends after
+the one read that reaches the end.
+]]
+function Conn:lines (...)
+  checkopen(self)
+  local n = select("#", ...)
+  local fmts = {...}
+  for i = 1, n do fmts[i] = checkformat(fmts[i], i, "lines") end
+  if n <= 1 then
+    local f = fmts[1] or "l"
+    local done = false
+    return function ()
+      if done then return nil end
+      local v, msg, code = self:read(f)
+      if v ~= nil then
+        if f == "a" then done = true end
+        return v
+      end
+      if code == "EOF" then return nil end
+      error(msg, 2)
+    end
+  end
+  return function ()
+    local r = pack(self:read(unpack(fmts, 1, n)))
+    if r[1] ~= nil then return unpack(r, 1, r.n) end
+    if r[3] == "EOF" then return nil end
+    error(r[2], 2)
+  end
+end
+
+--[[ }===================================================== ]]
+
+
+--[[ {=====================================================
+Sending
+====================================================== ]]
+
+--[[
+conn:write(...) -> conn | nil, msg, code
+Every argument (strings, numbers) completely: one send for one argument,
+one sendmsg (writev) per round for several. Loops on short writes and
+waits for room until every byte is with the kernel or the deadline
+passes. On failure the stream has an unknown prefix of the data.
+]]
+function Conn:write (...)
+  checkopen(self)
+  local sock = self.socket
+  local nargs = select("#", ...)
+  local deadline, started = nil, false
+  if nargs == 1 then
+    local data = ...
+    if type(data) == "number" then data = tostring(data)
+    elseif type(data) ~= "string" then
+      argerror(1, "write", "string expected, got " .. type(data), 2)
+    end
+    local len, sent = #data, 0
+    while sent < len do
+      local k, msg, code = sock:send(data, sent + 1)
+      if k then
+        sent = sent + k
+      elseif code == "EAGAIN" then
+        if not started then
+          deadline, started = deadline_of(self._timeout), true
+        end
+        local ok, wmsg, wcode = waitfor(sock, "w", deadline)
+        if not ok then return nil, "send: " .. wmsg, wcode end
+      else
+        return nil, msg, code
+      end
+    end
+    return self
+  end
+  local list, total = {...}, 0
+  for i = 1, nargs do
+    local v = list[i]
+    if type(v) == "number" then
+      v = tostring(v)
+      list[i] = v
+    elseif type(v) ~= "string" then
+      argerror(i, "write", "string expected, got " .. type(v), 2)
+    end
+    total = total + #v
+  end
+  local sent = 0
+  while sent < total do
+    local k, msg, code = sock:sendv(list, sent)
+    if k then
+      sent = sent + k
+    elseif code == "EAGAIN" then
+      if not started then
+        deadline, started = deadline_of(self._timeout), true
+      end
+      local ok, wmsg, wcode = waitfor(sock, "w", deadline)
+      if not ok then return nil, "send: " .. wmsg, wcode end
+    else
+      return nil, msg, code
+    end
+  end
+  return self
+end
+
+--[[ }===================================================== ]]
+
+
+--[[ {=====================================================
+The rest
+====================================================== ]]
+
+-- conn:close() -> true (idempotent; removes a socket file it bound)
+function Conn:close ()
+  if not self._closed then
+    self._closed = true
+    self._buf, self._pos = "", 1
+    wait.close(self.socket)
+    if self._path then os_remove(self._path) end
+  end
+  return true
+end
+
+Conn.__close = Conn.close
+
+
+local HOWS = {r = true, w = true, rw = true}
+
+-- conn:shutdown([how]) -> true | nil, msg, code; how "r", "w", "rw" (default)
+function Conn:shutdown (how)
+  checkopen(self)
+  if how == nil then how = "rw" end
+  if not HOWS[how] then
+    argerror(1, "shutdown", "invalid option '" .. tostring(how) .. "'", 2)
+  end
+  local ok, msg, code = self.socket:shutdown(how)
+  return ok, msg, code
+end
+
+
+-- t seconds for each later call (nil: no limit; 0: never wait, "EAGAIN")
+function M.checktimeout (t, fname)
+  if t ~= nil and (type(t) ~= "number" or t < 0 or t ~= t) then
+    argerror(1, fname, "timeout must be a non-negative number or nil", 3)
+  end
+end
+
+function Conn:settimeout (t)
+  checkopen(self)
+  M.checktimeout(t, "settimeout")
+  self._timeout = t
+  return true
+end
+
+function Conn:gettimeout ()
+  return self._timeout
+end
+
+
+-- the local or peer address of a core socket, as a string
+function M.name (sock, family, peer)
+  local a, b, c
+  if peer then a, b, c = sock:getpeername() else a, b, c = sock:getsockname() end
+  if a == nil then return nil, b, c end
+  return format(family, a, b)
+end
+
+function Conn:peer ()
+  checkopen(self)
+  local p = self._peer
+  if p then return p end
+  local msg, code
+  p, msg, code = M.name(self.socket, self._family, true)
+  if not p then return nil, msg, code end
+  self._peer = p
+  return p
+end
+
+function Conn:addr ()
+  checkopen(self)
+  local a, msg, code = M.name(self.socket, self._family, false)
+  return a, msg, code
+end
+
+
+-- "sockit.socket{...}" of the core, renamed, with the buffered count
+function M.describe (kind, self, extra)
+  if self._closed then return "sockit." .. kind .. "{closed}" end
+  local inner = match(tostring(self.socket), "^sockit%.socket{(.*)}$") or "?"
+  return "sockit." .. kind .. "{" .. inner .. (extra or "") .. "}"
+end
+
+function Conn:__tostring ()
+  local n = #self._buf - self._pos + 1
+  return M.describe("conn", self, n > 0 and (" buffered=" .. n) or nil)
+end
+
+--[[ }===================================================== ]]
+
+return M

@@ -1,0 +1,40 @@
+--[[
+sockit — BSD sockets for Lua 5.4: the Lua layer (SPEC §3).
+
+    local sockit = require "sockit"
+    local c = assert(sockit.connect("tcp", "example.org:80", {timeout = 5}))
+    c:write("HEAD / HTTP/1.0\r\nHost: example.org\r\n\r\n")
+    print(c:read("l"))
+    c:close()
+
+The files, one idea each:
+  addr.lua      network names, "host:port" strings both ways, misuse
+  wait.lua      the one place that blocks, and the hooks for the loop
+  open.lua      making and binding sockets (dual stack, stale unix files)
+  connect.lua   sockit.connect: resolve, try each address, one deadline
+  conn.lua      the buffered stream conn
+  listener.lua  sockit.listen and listener:accept
+  dgram.lua     sockit.bind, datagram and record endpoints
+]]
+
+local M = {}
+
+local core = require "sockit.core"
+
+M.core = core
+M._VERSION = core._VERSION
+M.now = core.now
+
+M.connect = require("sockit.connect").connect
+M.listen = require("sockit.listener").listen
+M.bind = require("sockit.dgram").bind
+
+--[[ {=====================================================
+The event loop and servers (next issue): sockit.serve, sockit.spawn,
+sockit.run, sockit.stop and sockit.sleep go here. They are not defined
+yet on purpose. The loop makes every blocking call above suspend only
+the running task by setting the hooks of sockit.wait (see wait.lua);
+conn, listener and dgram need no change for it.
+====================================================== ]]
+
+return M

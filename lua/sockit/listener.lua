@@ -1,0 +1,139 @@
+--[[
+sockit.listener — sockit.listen and the listener it returns.
+
+sockit.listen(network, address [, opts]) -> listener | nil, msg, code
+Stream networks: tcp, tcp4, tcp6, unix, and unixpacket (whose accepted
+connections are record endpoints, see dgram.lua). opts:
+  backlog     listen(2)'s backlog (default SOMAXCONN)
+  reuseaddr   SO_REUSEADDR before bind (default true for tcp)
+  reuseport   SO_REUSEPORT before bind
+  nodelay     TCP_NODELAY on every accepted conn
+  max_line    opts.max_line of every accepted conn
+For unix paths: a stale socket file (nobody bound to it) is replaced, a
+live one or a file that is not a socket is EADDRINUSE and left alone;
+close() removes the file the listener made (not on garbage collection:
+by then another listener may own the path).
+]]
+
+local M = {}
+
+local addr = require "sockit.addr"
+local conn = require "sockit.conn"
+local dgram = require "sockit.dgram"
+local open = require "sockit.open"
+local wait = require "sockit.wait"
+
+local error, setmetatable = error, setmetatable
+local math_type = math.type
+local os_remove = os.remove
+local deadline_of, waitfor = wait.deadline, wait.wait
+
+
+local Listener = {__name = "sockit.listener"}
+Listener.__index = Listener
+M.Listener = Listener
+
+
+local function checkopen (self)
+  if self._closed then error("attempt to use a closed socket", 3) end
+end
+
+
+function M.listen (network, address, opts)
+  local net = addr.network(network, 1, "listen", 3, "stream")
+  local host, port = addr.parse(net, address, 2, "listen", 3)
+  opts = addr.checkopts(opts, 3, "listen", 3)
+  local backlog = opts.backlog
+  if backlog ~= nil and math_type(backlog) ~= "integer" then
+    addr.argerror(3, "listen", "opts.backlog must be an integer", 2)
+  end
+  addr.optfield(opts, "max_line", "number", 3, "listen", 3)
+  local sock, msg, code = open.bind(net, host, port, opts)
+  if not sock then return nil, msg, code end
+  local ok
+  ok, msg, code = sock:listen(backlog)
+  if not ok then
+    sock:close()
+    return nil, msg, code
+  end
+  return setmetatable({
+    socket = sock,
+    _net = net,
+    _family = sock:family(),
+    _nodelay = opts.nodelay and net.family ~= "unix",
+    _max_line = opts.max_line,
+    _path = net.unix and open.isfile(host) and host or nil,
+    _timeout = nil,
+    _closed = false,
+  }, Listener)
+end
+
+
+--[[
+listener:accept() -> conn, peer address | nil, msg, code
+The peer of an unnamed unix client is "". Waits at most the listener's
+timeout (settimeout), "ETIMEDOUT" then.
+]]
+function Listener:accept ()
+  checkopen(self)
+  local sock = self.socket
+  local deadline, started = nil, false
+  while true do
+    local c, host, port = sock:accept()
+    if c then
+      c:settimeout(0)
+      local family = self._family
+      local peer = addr.format(family, host, port)
+      if self._nodelay then c:setoption("nodelay", true) end
+      if self._net.type == "seqpacket" then
+        return dgram.new(c, self._net, {peer = peer}), peer
+      end
+      return conn.new(c, {peer = peer, max_line = self._max_line}), peer
+    end
+    local code = port
+    if code ~= "EAGAIN" then return nil, host, code end
+    if not started then deadline, started = deadline_of(self._timeout), true end
+    local ok, wmsg, wcode = waitfor(sock, "r", deadline)
+    if not ok then return nil, "accept: " .. wmsg, wcode end
+  end
+end
+
+
+-- listener:addr() -> the bound address ("127.0.0.1:40000", "/tmp/s", "@x")
+function Listener:addr ()
+  checkopen(self)
+  local a, msg, code = conn.name(self.socket, self._family, false)
+  return a, msg, code
+end
+
+
+-- listener:settimeout(t): bounds each accept (nil: forever, 0: never wait)
+function Listener:settimeout (t)
+  checkopen(self)
+  conn.checktimeout(t, "settimeout")
+  self._timeout = t
+  return true
+end
+
+function Listener:gettimeout ()
+  return self._timeout
+end
+
+
+-- listener:close() -> true (idempotent); removes the socket file it made
+function Listener:close ()
+  if not self._closed then
+    self._closed = true
+    wait.close(self.socket)
+    if self._path then os_remove(self._path) end
+  end
+  return true
+end
+
+Listener.__close = Listener.close
+
+function Listener:__tostring ()
+  return conn.describe("listener", self)
+end
+
+return M

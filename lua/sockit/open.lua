@@ -1,0 +1,158 @@
+--[[
+sockit.open — making core sockets for the Lua layer and binding them.
+
+Shared by listen, bind and connect's opts.bind:
+  * every socket is created with timeout 0 (wait.lua does the waiting);
+  * an inet address without a host on "tcp"/"udp" binds the dual-stack
+    wildcard [::] (IPv4 clients too), or 0.0.0.0 where there is no IPv6,
+    as Go does; "tcp6"/"udp6" sockets are IPv6 only (v6only);
+  * a name is resolved and each address tried until one binds;
+  * a unix socket file left by a dead process is replaced (see stale).
+]]
+
+local M = {}
+
+local addr = require "sockit.addr"
+local core = require "sockit.core"
+local wait = require "sockit.wait"
+
+local byte = string.byte
+local io_open, os_remove = io.open, os.remove
+
+
+-- M.socket(family, type) -> sock | nil, msg, code   (timeout 0)
+function M.socket (family, socktype)
+  local sock, msg, code = core.socket(family, socktype)
+  if not sock then return nil, msg, code end
+  sock:settimeout(0)
+  return sock
+end
+
+
+-- a filesystem path (not abstract, not unnamed): a file the bind makes
+function M.isfile (path)
+  return path ~= "" and byte(path, 1) ~= 0
+end
+
+
+local ENXIO = 6   -- the same number on Linux, the BSDs and macOS
+
+--[[
+Is the file at 'path' a unix socket that nobody has bound any more?
+  1. connect to it: ECONNREFUSED means nobody is bound there. But Linux
+     says ECONNREFUSED for a path that is not a socket at all, too
+     (a regular file, a directory, a FIFO: unix_find_bsd checks S_ISSOCK
+     after setting that error), so that alone would delete user files.
+  2. open(2) it: only a socket file fails with ENXIO. "r+" (O_RDWR)
+     neither truncates nor blocks on a FIFO (Linux), and fails on a
+     directory; a file we may not open is left alone.
+A live listener sees the probe as a connection that closes at once.
+]]
+local function stale (path, socktype)
+  local probe = M.socket("unix", socktype)
+  if not probe then return false end
+  local _, _, code = probe:connect(path)
+  probe:close()
+  if code ~= "ECONNREFUSED" then return false end
+  local f, _, errno = io_open(path, "r+")
+  if f then
+    f:close()
+    return false
+  end
+  return errno == ENXIO
+end
+
+
+--[[
+M.bindunix(sock, path) -> true | nil, msg, code
+bind, replacing a stale socket file at 'path'. A live socket, or a path
+that is not a socket, is EADDRINUSE and left untouched.
+]]
+function M.bindunix (sock, path)
+  local ok, msg, code = sock:bind(path)
+  if ok then return true end
+  if code == "EADDRINUSE" and M.isfile(path) and stale(path, sock:type()) then
+    os_remove(path)
+    return sock:bind(path)
+  end
+  return nil, msg, code
+end
+
+
+-- errors that only say "this family is not here": a later one is better
+local WEAK = {EAFNOSUPPORT = true, EADDRNOTAVAIL = true, EPROTONOSUPPORT = true}
+
+--[[
+M.candidates(net, host, port) -> list | nil, msg, code
+The local addresses to try for an inet bind: {family=, host=, port=,
+dual=} entries.
+]]
+function M.candidates (net, host, port)
+  if host == nil then
+    if net.family then return {{family = net.family, port = port}} end
+    return {{family = "inet6", port = port, dual = true},
+            {family = "inet", port = port}}
+  end
+  return wait.resolve(host, port, net.family, net.type, "bind")
+end
+
+
+-- set the options of a socket about to be bound; true or nil, msg, code
+local function setup (sock, net, c, opts)
+  local ok, msg, code = true, nil, nil
+  local reuseaddr = opts.reuseaddr
+  if reuseaddr == nil then reuseaddr = (net.type == "stream") end
+  if reuseaddr then ok, msg, code = sock:setoption("reuseaddr", true) end
+  if ok and opts.reuseport then
+    ok, msg, code = sock:setoption("reuseport", true)
+  end
+  if ok and c.family == "inet6" and (c.dual or net.family == "inet6") then
+    ok, msg, code = sock:setoption("v6only", not c.dual)
+  end
+  return ok, msg, code
+end
+
+
+--[[
+M.bind(net, host, port, opts) -> sock | nil, msg, code     (inet)
+M.bind(net, path, nil, opts)  -> sock | nil, msg, code     (unix)
+A new socket of the network, bound. opts: reuseaddr (default true for
+stream), reuseport.
+]]
+function M.bind (net, host, port, opts)
+  if net.unix then
+    local sock, msg, code = M.socket("unix", net.type)
+    if not sock then return nil, msg, code end
+    local ok
+    ok, msg, code = M.bindunix(sock, host)
+    if not ok then
+      sock:close()
+      return nil, msg, code
+    end
+    return sock
+  end
+  local list, msg, code = M.candidates(net, host, port)
+  if not list then return nil, msg, code end
+  local fmsg, fcode
+  for i = 1, #list do
+    local c = list[i]
+    local sock, ok
+    sock, msg, code = M.socket(c.family, net.type)
+    if sock then
+      ok, msg, code = setup(sock, net, c, opts)
+      if ok then ok, msg, code = sock:bind(c.host, c.port) end
+      if ok then return sock end
+      sock:close()
+    end
+    if not fcode or (WEAK[fcode] and not WEAK[code]) then
+      fmsg, fcode = msg, code
+    end
+  end
+  if not fcode then
+    return nil, "bind " .. addr.join(host, port) .. ": no address of the "
+                .. "network's family", "EADDRNOTAVAIL"
+  end
+  return nil, fmsg, fcode
+end
+
+return M

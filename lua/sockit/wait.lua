@@ -1,0 +1,173 @@
+--[[
+sockit.wait — the one place where the Lua layer blocks.
+
+Every core socket the Lua layer owns has timeout 0: a core call never
+waits, it says "EAGAIN" (or "EINPROGRESS"/"EALREADY" for connect). Each
+operation of conn, listener and dgram is then:
+
+    try the core call
+    on EAGAIN: wait.wait(sock, events, deadline), then try again
+
+until it succeeds, fails for another reason, or the deadline passes.
+Deadlines are absolute values of core.now() (the monotonic clock).
+
+Today wait.wait blocks in poll(2) through the core's sock:wait. The event
+loop (next issue) sets the hooks below so that the very same calls suspend
+the running task instead, without any change to conn, listener or dgram.
+]]
+
+local M = {}
+
+local core = require "sockit.core"
+
+local assert, error = assert, error
+local find, match = string.find, string.match
+
+local now = core.now
+
+
+--[[
+Hooks. nil means "block the whole process", which is right outside any
+task. The event loop installs them (it may install them once and decide
+inside whether the caller is a task: a hook that is not in a task simply
+does what the default does).
+
+M.hook(sock, events, deadline) -> true | nil, msg, code | false
+    Suspend until the core socket 'sock' is ready for 'events' ("r", "w"
+    or "rw"), or until 'deadline' (nil: no deadline) has passed, then
+    return nil, "timed out", "ETIMEDOUT"; false when the caller is not a
+    task, so that wait.wait blocks as usual. 'sock' nil is a pure timer:
+    return true at the deadline (this is sleep). 'msg' carries no
+    operation name: the caller prefixes it ("recv: timed out"). The hook
+    is never called with a deadline of false (non-blocking): wait.wait
+    answers that itself.
+
+M.closing(sock)
+    Called just before the Lua layer closes a core socket, so that the
+    loop can drop the descriptor from its poller first (STYLE.md 11) and
+    wake any task still waiting on it.
+
+M.resolver(host, port, family, type) -> list | nil, msg, code
+    Replaces core.getaddrinfo (same arguments and results), e.g. with a
+    resolver on a worker thread whose completion the poller watches.
+]]
+M.hook = nil
+M.closing = nil
+M.resolver = nil
+
+
+--[[
+M.deadline(timeout) -> nil | false | number
+The deadline of an operation that starts now under 'timeout' seconds:
+nil for no timeout (wait forever), false for timeout 0 (never wait: a
+call that would block returns "EAGAIN" at once), otherwise now + timeout.
+]]
+function M.deadline (timeout)
+  if timeout == nil then return nil end
+  if timeout == 0 then return false end
+  return now() + timeout
+end
+
+
+local sleeper   -- a poller with nothing in it: waiting on it is sleeping
+
+--[[
+M.wait(sock, events, deadline) -> true | nil, msg, code
+Wait until 'sock' is ready for 'events' or 'deadline' passes
+("ETIMEDOUT"). With deadline false, do not wait: "EAGAIN". With sock nil,
+sleep until the deadline and return true.
+]]
+function M.wait (sock, events, deadline)
+  if deadline == false then
+    return nil, "Resource temporarily unavailable", "EAGAIN"
+  end
+  local hook = M.hook
+  if hook then
+    -- the loop's hook parks the running task; false means "not a task"
+    local ok, msg, code = hook(sock, events, deadline)
+    if ok ~= false then return ok, msg, code end
+  end
+  local remaining
+  if deadline then
+    remaining = deadline - now()
+    if remaining <= 0 then
+      if sock == nil then return true end
+      return nil, "timed out", "ETIMEDOUT"
+    end
+  end
+  if sock == nil then
+    if remaining == nil then
+      error("sockit: internal error: a sleep without a deadline", 2)
+    end
+    if not sleeper then sleeper = assert(core.poller()) end
+    -- the poller may return early (a signal): sleep the rest, bounded
+    for _ = 1, 1000 do
+      sleeper:wait(remaining)
+      remaining = deadline - now()
+      if remaining <= 0 then break end
+    end
+    return true
+  end
+  local ok, msg, code = sock:wait(events, remaining)
+  if ok then return true end
+  if code == "ETIMEDOUT" then return nil, "timed out", code end
+  return nil, msg, code
+end
+
+
+-- M.sleep(seconds): wait on nothing for 'seconds' (in a task, yields)
+function M.sleep (seconds)
+  return M.wait(nil, nil, now() + seconds)
+end
+
+
+--[[
+M.pause(deadline, delay) -> true | nil, msg, code
+For the few cases that have no readiness to wait for (a unix connect to
+a full backlog, a sendto into a full unix datagram queue: poll says
+"writable" at once): sleep 'delay' seconds, but not past the deadline;
+"ETIMEDOUT" once it has passed, "EAGAIN" for deadline false. Callers
+double 'delay' up to a bound between tries.
+]]
+function M.pause (deadline, delay)
+  if deadline == false then
+    return nil, "Resource temporarily unavailable", "EAGAIN"
+  end
+  local t = now()
+  if deadline then
+    if t >= deadline then return nil, "timed out", "ETIMEDOUT" end
+    if t + delay < deadline then deadline = t + delay end
+  else
+    deadline = t + delay
+  end
+  return M.wait(nil, nil, deadline)
+end
+
+
+--[[
+M.resolve(host, port, family, type, op) -> list | nil, msg, code
+core.getaddrinfo, or the loop's resolver; a failure reads
+"<op> host:port: <reason>" ("connect nosuch.invalid:80: Name or service
+not known"). The core call cannot be cut short: the time it takes counts
+against the caller's deadline, which the caller checks afterwards.
+]]
+function M.resolve (host, port, family, socktype, op)
+  local resolver = M.resolver or core.getaddrinfo
+  local list, msg, code = resolver(host, port, family, socktype)
+  if list then return list end
+  local text = find(host, ":", 1, true) and ("[" .. host .. "]:" .. port)
+               or (host .. ":" .. port)
+  return nil, op .. " " .. text .. ": " .. (match(msg, "^getaddrinfo .-: (.*)$")
+                                            or msg), code
+end
+
+
+-- M.close(sock): tell the loop, then close the core socket; returns true
+function M.close (sock)
+  local closing = M.closing
+  if closing then closing(sock) end
+  sock:close()
+  return true
+end
+
+return M
