@@ -260,30 +260,38 @@ function H.run_lua(code, opts)
   return out, status, err
 end
 
--- start a shell command in the background; its stdout and stderr go to a
--- file. Returns a handle: h.pid, h:output(), h:wait([timeout]) -> status
--- or nil, h:kill() (only this pid).
+-- start a shell command in the background, under `timeout` (default
+-- 30 s); its stdout and stderr go to a file. Returns a handle: h.pid (the
+-- timeout process, which leads the command's process group), h.output(),
+-- h:wait([seconds]) -> exit status or nil, h.kill() (this group only),
+-- h.cleanup() (its files).
 function H.spawn(cmd, timeout)
   local out = os.tmpname()
-  local rc = out .. ".rc"
+  local rc, pidf = out .. ".rc", out .. ".pid"
   local line = "(timeout -k 2 " .. (timeout or 30) .. " sh -c " .. q(cmd)
-    .. " >" .. q(out) .. " 2>&1 </dev/null; echo $? >" .. q(rc) .. ") >/dev/null 2>&1 & echo $!"
-  local pidtext = H.sh(line)
-  local h = { pid = tonumber(pidtext:match("%d+")), file = out }
+    .. " >" .. q(out) .. " 2>&1 </dev/null & echo $! >" .. q(pidf)
+    .. "; wait $!; echo $? >" .. q(rc) .. ") >/dev/null 2>&1 &"
+  os.execute(line)
+  local h = { file = out }
+  h.pid = H.wait_until(function()
+    local s = H.read_file(pidf)
+    return s and tonumber(s:match("%d+"))
+  end, 5, 0.01)
   function h.output() return H.read_file(out) or "" end
   function h.wait(_, t)
-    local v = H.wait_until(function()
+    return (H.wait_until(function()
       local s = H.read_file(rc)
       return s and tonumber(s:match("%d+"))
-    end, t or 10)
-    return v
+    end, t or 10))
   end
   function h.kill()
+    -- timeout passes the signal on to the command's whole group
     if h.pid then os.execute("kill " .. h.pid .. " 2>/dev/null") end
   end
   function h.cleanup()
     os.remove(out)
     os.remove(rc)
+    os.remove(pidf)
   end
   return h
 end
