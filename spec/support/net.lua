@@ -161,6 +161,7 @@ N.strerror = {
   EAI_AGAIN = "Temporary failure in name resolution",
   EAI_FAIL = "Non-recoverable failure in name resolution",
   EAI_NODATA = "No address associated with hostname",
+  EAI_ADDRFAMILY = "Address family for hostname not supported",
 }
 
 return N
