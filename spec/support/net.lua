@@ -129,6 +129,40 @@ function N.send_all(s, data)
   return i > #data
 end
 
+-- send all of data on a stream socket while receiving what comes back
+-- (an echo), without either side's buffers filling up: the socket is
+-- switched to timeout 0 and waited on with s:wait. Stops after `want`
+-- bytes came back (default #data) or the peer ended the stream, or after
+-- `limit` seconds (default 10). Returns what came back (and the error
+-- that stopped it, if any).
+function N.exchange(s, data, want, limit)
+  want = want or #data
+  local deadline = core.now() + (limit or 10)
+  local saved = s:gettimeout()
+  s:settimeout(0)
+  local sent, got, received = 0, {}, 0
+  local stop
+  for _ = 1, 1000000 do
+    if received >= want or core.now() > deadline then break end
+    local ev = (sent < #data) and "rw" or "r"
+    local ready = s:wait(ev, math.max(0, deadline - core.now()))
+    if not ready then break end
+    if sent < #data and ready:find("w", 1, true) then
+      local n, msg, code = s:send(data, sent + 1)
+      if n then sent = sent + n
+      elseif code ~= "EAGAIN" then stop = { msg, code }; break end
+    end
+    if ready:find("r", 1, true) then
+      local d, msg, code = s:recv()
+      if d then got[#got + 1] = d; received = received + #d
+      elseif code ~= "EAGAIN" then stop = { msg, code }; break end
+    end
+  end
+  s:settimeout(saved)
+  if stop then return table.concat(got), stop[1], stop[2] end
+  return table.concat(got)
+end
+
 -- a message as errors.c writes it: "<op> <addr>: <text>"
 function N.msg(op, addr, text)
   if addr then return op .. " " .. addr .. ": " .. text end
