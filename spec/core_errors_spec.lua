@@ -227,8 +227,8 @@ describe("core errors", function()
       local chunk = string.rep("f", 65536)
       local last = {}
       for _ = 1, 10000 do
-        local n, msg, code = a:send(chunk)
-        if not n then last = { msg, code }; break end
+        local n, smsg, scode = a:send(chunk)
+        if not n then last = { smsg, scode }; break end
       end
       assert.equal("EAGAIN", last[2])
       assert.equal("send: Resource temporarily unavailable", last[1])

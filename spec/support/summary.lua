@@ -17,7 +17,7 @@
 local io_write, io_flush = io.write, io.flush
 local string_format = string.format
 
-return function(options)
+return function(options)  -- luacheck: ignore options
   local busted = require 'busted'
   local handler = require 'busted.outputHandlers.base'()
 
