@@ -292,7 +292,8 @@ function Conn:recv (max)
     return sub(buf, pos, pos + max - 1)
   end
   local data, msg, code = recv1(self, max, deadline_of(self._timeout))
-  return data, msg, code
+  if not data then return nil, msg, code end
+  return data
 end
 
 
@@ -431,7 +432,8 @@ function Conn:shutdown (how)
     argerror(1, "shutdown", "invalid option '" .. tostring(how) .. "'", 2)
   end
   local ok, msg, code = self.socket:shutdown(how)
-  return ok, msg, code
+  if not ok then return nil, msg, code end
+  return ok
 end
 
 
@@ -476,7 +478,8 @@ end
 function Conn:addr ()
   checkopen(self)
   local a, msg, code = M.name(self.socket, self._family, false)
-  return a, msg, code
+  if not a then return nil, msg, code end
+  return a
 end
 
 

@@ -157,7 +157,8 @@ function Endpoint:sendto (data, address)
     host = self._family == "inet6" and "::1" or "127.0.0.1"
   end
   local n, msg, code = sendloop(self, "sendto", data, host, port)
-  return n, msg, code
+  if not n then return nil, msg, code end
+  return n
 end
 
 
@@ -176,7 +177,8 @@ function Endpoint:send (data)
   checkopen(self)
   data = checkdata(data, "send")
   local n, msg, code = sendloop(self, "send", data)
-  return n, msg, code
+  if not n then return nil, msg, code end
+  return n
 end
 
 
@@ -185,7 +187,8 @@ function Endpoint:recv (max)
   checkopen(self)
   max = checkmax(max, "recv")
   local data, msg, code = recvloop(self, "recv", max)
-  return data, msg, code
+  if not data then return nil, msg, code end
+  return data
 end
 
 
@@ -204,7 +207,8 @@ end
 function Endpoint:addr ()
   checkopen(self)
   local a, msg, code = conn.name(self.socket, self._family, false)
-  return a, msg, code
+  if not a then return nil, msg, code end
+  return a
 end
 
 
@@ -229,7 +233,8 @@ function Endpoint:shutdown (how)
     argerror(1, "shutdown", "invalid option '" .. tostring(how) .. "'", 2)
   end
   local ok, msg, code = self.socket:shutdown(how)
-  return ok, msg, code
+  if not ok then return nil, msg, code end
+  return ok
 end
 
 

@@ -103,7 +103,8 @@ end
 function Listener:addr ()
   checkopen(self)
   local a, msg, code = conn.name(self.socket, self._family, false)
-  return a, msg, code
+  if not a then return nil, msg, code end
+  return a
 end
 
 

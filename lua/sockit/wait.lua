@@ -20,7 +20,7 @@ local M = {}
 
 local core = require "sockit.core"
 
-local assert, error = assert, error
+local assert, error, pcall = assert, error, pcall
 local find, match = string.find, string.match
 
 local now = core.now
@@ -165,7 +165,9 @@ end
 -- M.close(sock): tell the loop, then close the core socket; returns true
 function M.close (sock)
   local closing = M.closing
-  if closing then closing(sock) end
+  -- a socket the user already closed through .socket has no descriptor
+  -- left to forget (and sock:fileno() would raise)
+  if closing and pcall(sock.fileno, sock) then closing(sock) end
   sock:close()
   return true
 end

@@ -1,0 +1,162 @@
+-- spec/sockit_addr_spec.lua — the Lua layer's network names and address
+-- strings (sockit.addr), and every misuse that must raise with the usual
+-- "bad argument #n to 'f' (...)" text, pointing at the caller's line.
+
+local sockit = require "sockit"
+local addr = require "sockit.addr"
+local H = require "support.helpers"
+
+-- pcall fn; it must raise exactly 'expected' (position stripped).
+-- Returns the position prefix ("file:line") or nil.
+local function raises(expected, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "did not raise: " .. expected)
+  assert.is_string(err)
+  local pos, text = err:match("^([^:]+:%d+): (.*)$")
+  assert.equal(expected, text or err)
+  return pos
+end
+
+describe("sockit.addr", function()
+  it("maps Go's network names to family and type", function()
+    local cases = {
+      tcp = {nil, "stream"}, tcp4 = {"inet", "stream"}, tcp6 = {"inet6", "stream"},
+      udp = {nil, "dgram"}, udp4 = {"inet", "dgram"}, udp6 = {"inet6", "dgram"},
+      unix = {"unix", "stream"}, unixgram = {"unix", "dgram"},
+      unixpacket = {"unix", "seqpacket"},
+    }
+    for name, want in pairs(cases) do
+      local net = addr.network(name, 1, "connect", 2)
+      assert.equal(name, net.name)
+      assert.equal(want[1], net.family)
+      assert.equal(want[2], net.type)
+      assert.equal(want[1] == "unix", net.unix)
+    end
+  end)
+
+  it("parses host:port, [v6]:port, :port", function()
+    local tcp = addr.network("tcp", 1, "connect", 2)
+    local h, p = addr.parse(tcp, "127.0.0.1:80", 2, "connect", 2)
+    assert.equal("127.0.0.1", h); assert.equal(80, p)
+    assert.equal(math.type(p), "integer")
+    h, p = addr.parse(tcp, "[::1]:65535", 2, "connect", 2)
+    assert.equal("::1", h); assert.equal(65535, p)
+    h, p = addr.parse(tcp, "[fe80::1%lo]:0", 2, "connect", 2)
+    assert.equal("fe80::1%lo", h); assert.equal(0, p)
+    h, p = addr.parse(tcp, ":8080", 2, "connect", 2)
+    assert.is_nil(h); assert.equal(8080, p)
+    h, p = addr.parse(tcp, "[]:1", 2, "connect", 2)
+    assert.is_nil(h); assert.equal(1, p)
+    h, p = addr.parse(tcp, "example.org:443", 2, "connect", 2)
+    assert.equal("example.org", h); assert.equal(443, p)
+  end)
+
+  it("parses unix paths, '@' meaning the abstract namespace", function()
+    local unix = addr.network("unix", 1, "connect", 2)
+    assert.equal("/tmp/x.sock", addr.parse(unix, "/tmp/x.sock", 2, "connect", 2))
+    assert.equal("rel:80", addr.parse(unix, "rel:80", 2, "connect", 2))
+    assert.equal("\0name", addr.parse(unix, "@name", 2, "connect", 2))
+    assert.equal("\0name", addr.parse(unix, "\0name", 2, "connect", 2))
+  end)
+
+  it("formats addresses back to strings", function()
+    assert.equal("127.0.0.1:80", addr.format("inet", "127.0.0.1", 80))
+    assert.equal("[::1]:80", addr.format("inet6", "::1", 80))
+    assert.equal("[::]:0", addr.format("inet6", "::", 0))
+    -- a v4 client of a dual-stack socket reads as plain IPv4 (Go does so)
+    assert.equal("10.1.2.3:5", addr.format("inet6", "::ffff:10.1.2.3", 5))
+    assert.equal("/tmp/s", addr.format("unix", "/tmp/s"))
+    assert.equal("@name", addr.format("unix", "\0name"))
+    assert.equal("", addr.format("unix", ""))
+  end)
+end)
+
+describe("sockit misuse raises", function()
+  it("an unknown network", function()
+    raises("bad argument #1 to 'connect' (unknown network 'tcpx')",
+           sockit.connect, "tcpx", "127.0.0.1:1")
+    raises("bad argument #1 to 'listen' (unknown network 'TCP')",
+           sockit.listen, "TCP", ":0")
+    raises("bad argument #1 to 'bind' (unknown network 'ip')",
+           sockit.bind, "ip", ":0")
+  end)
+
+  it("a network of the wrong kind", function()
+    raises("bad argument #1 to 'listen' ('udp' is a datagram network (use sockit.bind))",
+           sockit.listen, "udp", ":0")
+    raises("bad argument #1 to 'bind' ('tcp' is not a datagram network)",
+           sockit.bind, "tcp", ":0")
+    raises("bad argument #1 to 'bind' ('unixpacket' is not a datagram network)",
+           sockit.bind, "unixpacket", "/tmp/x")
+  end)
+
+  it("an address without a port ('nohost')", function()
+    raises("bad argument #2 to 'connect' (missing port in address 'nohost')",
+           sockit.connect, "tcp", "nohost")
+    raises("bad argument #2 to 'connect' (missing port in address '[::1]')",
+           sockit.connect, "tcp6", "[::1]")
+    raises("bad argument #2 to 'listen' (missing port in address '')",
+           sockit.listen, "tcp", "")
+  end)
+
+  it("a port that is not a number or out of 0-65535", function()
+    raises("bad argument #2 to 'connect' (port out of range in address 'localhost:70000')",
+           sockit.connect, "tcp", "localhost:70000")
+    raises("bad argument #2 to 'connect' (port out of range in address 'h:99999999999999999999')",
+           sockit.connect, "tcp", "h:99999999999999999999")
+    raises("bad argument #2 to 'connect' (invalid port in address 'localhost:http')",
+           sockit.connect, "tcp", "localhost:http")
+    raises("bad argument #2 to 'connect' (invalid port in address 'h:-1')",
+           sockit.connect, "tcp", "h:-1")
+    raises("bad argument #2 to 'connect' (invalid port in address 'h:')",
+           sockit.connect, "tcp", "h:")
+    raises("bad argument #2 to 'bind' (port out of range in address ':65536')",
+           sockit.bind, "udp", ":65536")
+  end)
+
+  it("an IPv6 literal without brackets", function()
+    raises("bad argument #2 to 'connect' (too many colons in address '::1:80' "
+           .. "(an IPv6 host goes in brackets))",
+           sockit.connect, "tcp", "::1:80")
+  end)
+
+  it("wrong types", function()
+    raises("bad argument #1 to 'connect' (string expected, got nil)",
+           sockit.connect, nil, "a:1")
+    raises("bad argument #2 to 'connect' (string expected, got number)",
+           sockit.connect, "tcp", 80)
+    raises("bad argument #3 to 'connect' (table expected, got string)",
+           sockit.connect, "tcp", "127.0.0.1:1", "fast")
+    raises("bad argument #3 to 'connect' (opts.timeout must be a non-negative number, got -1)",
+           sockit.connect, "tcp", "127.0.0.1:1", {timeout = -1})
+    raises("bad argument #3 to 'connect' (opts.timeout must be a non-negative number, got string)",
+           sockit.connect, "tcp", "127.0.0.1:1", {timeout = "1"})
+    raises("bad argument #3 to 'connect' (opts.bind must be an address string, got number)",
+           sockit.connect, "tcp", "127.0.0.1:1", {bind = 5})
+    raises("bad argument #3 to 'connect' (missing port in address '127.0.0.1')",
+           sockit.connect, "tcp", "127.0.0.1:1", {bind = "127.0.0.1"})
+    raises("bad argument #3 to 'listen' (opts.backlog must be an integer)",
+           sockit.listen, "tcp", "127.0.0.1:0", {backlog = "x"})
+    raises("bad argument #2 to 'listen' (unix path contains a zero byte)",
+           sockit.listen, "unix", "/tmp/a\0b")
+  end)
+
+  it("points at the caller's line", function()
+    local line = debug.getinfo(1, "l").currentline
+    local ok, err = pcall(function() sockit.connect("tcp", "nohost") end)
+    assert.is_false(ok)
+    assert.equal("sockit_addr_spec.lua:" .. (line + 1)
+                 .. ": bad argument #2 to 'connect' (missing port in address 'nohost')",
+                 err:match("[^/]*$"))
+    ok, err = pcall(function() sockit.listen("bogus", ":0") end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*sockit_addr_spec%.lua:%d+: bad argument #1 to 'listen'", err)
+  end)
+
+  it("a name that does not resolve is a failure, not an error", function()
+    local c, msg, code = sockit.connect("tcp", "nosuch.invalid:80")
+    H.fails(c, msg, code)
+    assert.matches("^EAI_", code)
+    assert.matches("^connect nosuch%.invalid:80: ", msg)
+  end)
+end)
