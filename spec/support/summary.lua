@@ -98,6 +98,7 @@ return function(options)  -- luacheck: ignore options
     elseif status == 'pending' then
       skipped = skipped + 1
       local why = pending_msg[element] or element.message
+      if type(why) == 'string' then why = why:gsub('^[^\n]-:%d+: ', '') end
       if type(why) == 'string' and why ~= '' and why ~= name then
         out(string_format('%-6s%s: %s', 'skip', name, why))
       else
