@@ -315,10 +315,22 @@ describe("core errors", function()
       io.write("NOERROR|1000 sends succeeded|1000\n")
       os.exit(0)
     ]]
+    it("(control: a child that does die of SIGPIPE is seen to)", function()
+      local out, status = H.run_lua([[
+        local p = io.popen("true", "w")
+        os.execute("sleep 0.1")
+        p:write(string.rep("x", 1000000))
+        p:flush()
+        print("alive")
+      ]], { sigpipe = true })
+      assert.equal(128 + 13, status)
+      assert.equal("", out)
+    end)
+
     for _, kind in ipairs({ "inet", "inet6", "unix", "pair" }) do
       it("send after the peer closed (" .. kind .. ")", function()
         if kind == "inet6" then skip_if(N.by_name.inet6) end
-        local out, status, err = H.run_lua(child, { args = { kind, dir } })
+        local out, status, err = H.run_lua(child, { args = { kind, dir }, sigpipe = true })
         assert.equal(0, status, "child died (status " .. status .. "): " .. err)
         local code, msg, sends = out:match("^(%u+)|([^|]*)|(%d+)\n$")
         assert.is_truthy(code, "child printed: " .. out .. err)

@@ -234,7 +234,9 @@ end
 -- opts.args: list of arguments (the script's `arg`/`...`);
 -- opts.prefix: put before the command (e.g. "ip netns exec NS");
 -- opts.timeout: kill the child after that many seconds (default 20);
--- opts.uid: run it as that user id (needs root; uses setpriv).
+-- opts.uid: run it as that user id (needs root; uses setpriv);
+-- opts.sigpipe: give the child SIGPIPE's default action (death), even if
+-- this process was started with it ignored.
 -- Returns stdout, exit status (a signal as 128+n, a timeout as 124), stderr.
 function H.run_lua(code, opts)
   opts = opts or {}
@@ -250,6 +252,7 @@ function H.run_lua(code, opts)
   end
   local cmd = prefix
     .. env_prefix()
+    .. (opts.sigpipe and "env --default-signal=PIPE " or "")
     .. "timeout -k 2 " .. (opts.timeout or 20) .. " "
     .. H.lua .. " " .. q(file) .. " " .. table.concat(args, " ")
     .. " 2>" .. q(errf)
