@@ -36,9 +36,12 @@ failed=$(printf '%s\n' "$summary" | sed -n 's/^[0-9]* passed, \([0-9]*\) failed.
 passed=$(printf '%s\n' "$summary" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
 
 if [ -z "$summary" ]; then
-    # busted died before its suite ended: say so, and count it as a failure
+    # busted died before its suite ended (a crash, a signal): say so, count
+    # the tests it did report, and the crash as one more failure
+    ok=$(grep -c '^ok ' "$log")
+    bad=$(grep -cE '^(FAIL|ERROR) ' "$log")
     echo "test.sh: busted exited with status $rc before printing a summary"
-    echo "0 passed, 1 failed"
+    echo "$ok passed, $((bad + 1)) failed"
     exit 1
 fi
 if [ "$rc" != 0 ] && [ "${failed:-0}" = 0 ]; then
