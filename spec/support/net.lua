@@ -53,11 +53,6 @@ for _, f in ipairs(N.families) do N.by_name[f.name] = f end
 N.inet_families = { N.by_name.inet, N.by_name.inet6 }
 N.unix_families = { N.by_name.unix, N.by_name.abstract }
 
--- the local address of a bound socket, as arguments (host, port / path)
-function N.local_addr(s)
-  return s:getsockname()
-end
-
 -- a listening socket of fam/type, bound to a fresh address in dir.
 -- Returns the listener and its address as a table {host, port} / {path}.
 function N.listener(fam, type_, dir, backlog)
@@ -161,12 +156,6 @@ function N.exchange(s, data, want, limit)
   s:settimeout(saved)
   if stop then return table.concat(got), stop[1], stop[2] end
   return table.concat(got)
-end
-
--- a message as errors.c writes it: "<op> <addr>: <text>"
-function N.msg(op, addr, text)
-  if addr then return op .. " " .. addr .. ": " .. text end
-  return op .. ": " .. text
 end
 
 -- strerror texts of glibc, for the codes the specs meet
