@@ -317,6 +317,19 @@ for _, kind in ipairs(KINDS) do
       assert.matches("^send: ", msg)
     end)
 
+    it("says how much a write that failed had sent", function()
+      if skip() then return end
+      local c, s = pair()
+      c:settimeout(0)
+      local big = string.rep("y", 16 * 1024 * 1024)   -- more than any buffer
+      local ok, msg, code, sent = c:write("head", big)
+      H.fails(ok, msg, code)
+      assert.equal("EAGAIN", code)
+      assert.equal("send: Resource temporarily unavailable", msg)
+      assert.is_true(math.type(sent) == "integer" and sent > 4 and sent < #big, tostring(sent))
+      assert.equal("heady", s:read(5))
+    end)
+
     it("gives addresses as strings", function()
       if skip() then return end
       local c, s, l, peer = pair()

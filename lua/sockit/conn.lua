@@ -338,11 +338,13 @@ Sending
 ====================================================== ]]
 
 --[[
-conn:write(...) -> conn | nil, msg, code
+conn:write(...) -> conn | nil, msg, code, sent
 Every argument (strings, numbers) completely: one send for one argument,
 one sendmsg (writev) per round for several. Loops on short writes and
 waits for room until every byte is with the kernel or the deadline
-passes. On failure the stream has an unknown prefix of the data.
+passes. On failure 'sent' says how many bytes of the concatenated
+arguments the kernel had taken (with timeout 0, "EAGAIN" may come after
+a part: write the rest later).
 ]]
 function Conn:write (...)
   checkopen(self)
@@ -365,9 +367,9 @@ function Conn:write (...)
           deadline, started = deadline_of(self._timeout), true
         end
         local ok, wmsg, wcode = waitfor(sock, "w", deadline)
-        if not ok then return nil, "send: " .. wmsg, wcode end
+        if not ok then return nil, "send: " .. wmsg, wcode, sent end
       else
-        return nil, msg, code
+        return nil, msg, code, sent
       end
     end
     return self
@@ -393,9 +395,9 @@ function Conn:write (...)
         deadline, started = deadline_of(self._timeout), true
       end
       local ok, wmsg, wcode = waitfor(sock, "w", deadline)
-      if not ok then return nil, "send: " .. wmsg, wcode end
+      if not ok then return nil, "send: " .. wmsg, wcode, sent end
     else
-      return nil, msg, code
+      return nil, msg, code, sent
     end
   end
   return self
