@@ -289,9 +289,17 @@ function H.spawn(cmd, timeout)
   end
   function h.kill()
     -- timeout passes the signal on to the command's whole group
-    if h.pid then os.execute("kill " .. h.pid .. " 2>/dev/null") end
+    -- only while it runs: once the status is written the pid may be reused
+    if h.pid and not H.read_file(rc) then
+      os.execute("kill " .. h.pid .. " 2>/dev/null")
+    end
   end
   function h.cleanup()
+    -- the status file comes last, once the command has ended (a kill
+    -- ends it within moments): wait for it, bounded, so none is left
+    if h.pid then
+      H.wait_until(function() return H.read_file(rc) end, 3, 0.02)
+    end
     os.remove(out)
     os.remove(rc)
     os.remove(pidf)
