@@ -458,7 +458,7 @@ static int sock_sendto (lua_State *L) {
 }
 
 
-#define SOCKIT_IOVMAX  256
+#define SOCKIT_IOVMAX  1024   /* IOV_MAX on Linux */
 
 /*
 ** s:sendv(list [, skip]) — writev of the strings in 'list', skipping the
