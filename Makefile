@@ -64,7 +64,7 @@ install:
 	luarocks --lua-version=5.4 make $(if $(LUAROCKS_TREE),--tree=$(LUAROCKS_TREE)) rockspec/sockit-scm-1.rockspec
 
 bench: deps all
-	@$(LUA) bench/run.lua
+	@sh bench/deps.sh && $(LUA) bench/run.lua
 
 clean:
 	rm -rf build sockit
