@@ -15,6 +15,8 @@ The files, one idea each:
   conn.lua      the buffered stream conn
   listener.lua  sockit.listen and listener:accept
   dgram.lua     sockit.bind, datagram and record endpoints
+  loop.lua      tasks, timers, the poller: spawn, run, stop, sleep
+  serve.lua     sockit.serve: a task per connection (or per datagram)
 ]]
 
 local M = {}
@@ -30,11 +32,20 @@ M.listen = require("sockit.listener").listen
 M.bind = require("sockit.dgram").bind
 
 --[[ {=====================================================
-The event loop and servers (next issue): sockit.serve, sockit.spawn,
-sockit.run, sockit.stop and sockit.sleep go here. They are not defined
-yet on purpose. The loop makes every blocking call above suspend only
-the running task by setting the hooks of sockit.wait (see wait.lua);
-conn, listener and dgram need no change for it.
+The event loop and servers. Requiring sockit.loop installs the hooks of
+sockit.wait, so every blocking call above suspends only the running task
+when it is made inside one, and blocks as before outside.
 ====================================================== ]]
+local loop = require "sockit.loop"
+local serve = require "sockit.serve"
+
+M.spawn = loop.spawn
+M.run = loop.run
+M.stop = loop.stop
+M.sleep = loop.sleep
+
+function M.serve (network, address, handler, opts)
+  return serve.serve(M, network, address, handler, opts)
+end
 
 return M

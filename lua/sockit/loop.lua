@@ -357,8 +357,8 @@ M.run() runs until no task is left, or M.stop() is called (then the
 remaining tasks stay suspended and a later run() continues them).
 ]]
 function M.run ()
-  if running then error("sockit.run: the loop is already running", 2) end
   if tasks[co_running()] then error("sockit.run: called inside a task", 2) end
+  if running then error("sockit.run: the loop is already running", 2) end
   running, stopping = true, false
   local ok, err = pcall(function ()
     while ntasks > 0 and not stopping do

@@ -1,0 +1,161 @@
+-- The event loop: sockit.spawn, run, stop, sleep (SPEC §3 "Event loop").
+
+local H = require "support.helpers"
+local sockit = require "sockit"
+
+local now = sockit.now
+
+describe("sockit event loop", function()
+  it("two tasks exchange messages over tcp", function()
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    local got = {}
+    sockit.spawn(function()
+      local c = assert(l:accept())
+      for i = 1, 5 do
+        local line = assert(c:read("l"))
+        got[#got + 1] = line
+        assert(c:write("pong ", i, "\n"))
+      end
+      c:close()
+    end)
+    local replies = {}
+    sockit.spawn(function()
+      local c = assert(sockit.connect("tcp", l:addr()))
+      for i = 1, 5 do
+        assert(c:write("ping ", i, "\n"))
+        replies[i] = assert(c:read("l"))
+      end
+      c:close()
+    end)
+    sockit.run()
+    l:close()
+    assert.are.same({"ping 1", "ping 2", "ping 3", "ping 4", "ping 5"}, got)
+    assert.are.same({"pong 1", "pong 2", "pong 3", "pong 4", "pong 5"}, replies)
+  end)
+
+  it("overlaps sleeps: two tasks sleeping 0.3 s end well under 0.6 s", function()
+    local t0 = now()
+    local ends = {}
+    for i = 1, 2 do
+      sockit.spawn(function() sockit.sleep(0.3); ends[i] = now() - t0 end)
+    end
+    sockit.run()
+    local total = now() - t0
+    assert.is_true(ends[1] >= 0.29 and ends[2] >= 0.29, "slept too little")
+    assert.is_true(total < 0.5, "took " .. total)
+  end)
+
+  it("fires a timeout inside a task with ETIMEDOUT while other tasks run", function()
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    local ticks, result = 0, nil
+    local done = false
+    sockit.spawn(function()
+      local c = assert(sockit.connect("tcp", l:addr()))
+      c:settimeout(0.2)
+      local t0 = now()
+      result = {c:read("l")}
+      result.elapsed = now() - t0
+      done = true
+      c:close()
+    end)
+    sockit.spawn(function()
+      local peer = assert(l:accept())   -- accepts, then says nothing
+      for _ = 1, 200 do
+        if done then break end
+        sockit.sleep(0.01)
+        ticks = ticks + 1
+      end
+      peer:close()
+    end)
+    sockit.run()
+    l:close()
+    assert.is_nil(result[1])
+    assert.are.equal("ETIMEDOUT", result[3])
+    assert.matches("timed out", result[2])
+    assert.is_true(result.elapsed >= 0.19 and result.elapsed < 1, "elapsed " .. result.elapsed)
+    assert.is_true(ticks >= 8, "the other task ran only " .. ticks .. " times")
+  end)
+
+  it("runs the same code outside a task, blocking", function()
+    local a, b = sockit.core.socketpair()
+    b:send("x")
+    local t0 = now()
+    sockit.sleep(0.05)
+    assert.is_true(now() - t0 >= 0.045)
+    assert.are.equal("x", a:recv())
+    a:close(); b:close()
+  end)
+
+  it("connect and accept suspend only their task", function()
+    local order = {}
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    sockit.spawn(function()
+      local c = assert(l:accept())
+      order[#order + 1] = "accepted"
+      c:close()
+    end)
+    sockit.spawn(function()
+      order[#order + 1] = "other task ran"
+      sockit.sleep(0.05)
+      local c = assert(sockit.connect("tcp", l:addr()))
+      order[#order + 1] = "connected"
+      c:close()
+    end)
+    sockit.run()
+    l:close()
+    assert.are.equal("other task ran", order[1])
+    assert.are.equal(3, #order)
+  end)
+
+  it("stops with sockit.stop and continues on the next run", function()
+    local steps = 0
+    sockit.spawn(function()
+      for _ = 1, 3 do
+        steps = steps + 1
+        if steps == 2 then sockit.stop() end
+        sockit.sleep(0.01)
+      end
+    end)
+    sockit.run()
+    assert.are.equal(2, steps)
+    sockit.run()
+    assert.are.equal(3, steps)
+  end)
+
+  it("reports a task that raises and keeps running the others", function()
+    local loop = require "sockit.loop"
+    local reported
+    local saved = loop.onerror
+    loop.onerror = function(_, err) reported = err end
+    local finished = false
+    sockit.spawn(function() sockit.sleep(0.01); error("task exploded") end)
+    sockit.spawn(function() sockit.sleep(0.05); finished = true end)
+    sockit.run()
+    loop.onerror = saved
+    assert.is_true(finished)
+    assert.matches("task exploded", reported)
+  end)
+
+  it("raises on misuse", function()
+    assert.matches("bad argument #1 to 'spawn' %(function expected, got nil%)",
+                   H.raises(sockit.spawn, nil))
+    assert.matches("bad argument #1 to 'sleep'", H.raises(sockit.sleep, "x"))
+    local err
+    sockit.spawn(function() err = H.raises(sockit.run) end)
+    sockit.run()
+    assert.matches("inside a task", err)
+  end)
+
+  it("a read waiting in one task sees EBADF when another task closes the conn", function()
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    local c = assert(sockit.connect("tcp", l:addr()))
+    local peer = assert(l:accept())
+    local r
+    sockit.spawn(function() r = {c:read("l")} end)
+    sockit.spawn(function() sockit.sleep(0.02); c:close() end)
+    sockit.run()
+    peer:close(); l:close()
+    assert.is_nil(r[1])
+    assert.are.equal("EBADF", r[3])
+  end)
+end)

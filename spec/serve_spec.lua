@@ -1,0 +1,261 @@
+-- sockit.serve: a task per connection, limits, failures (SPEC §3).
+
+local H = require "support.helpers"
+local sockit = require "sockit"
+local loop = require "sockit.loop"
+
+local now = sockit.now
+
+-- a line echo handler: what most users write first
+local function echo(conn)
+  for line in conn:lines("L") do
+    assert(conn:write(line))
+  end
+end
+
+-- run the loop with a watchdog: every test ends by itself
+-- (the watchdog ends as soon as it is the last task left)
+local function run_bounded(seconds, server)
+  local deadline = now() + seconds
+  local dog = sockit.spawn(function()
+    while now() < deadline and loop.count() > 1 do sockit.sleep(0.01) end
+    if loop.count() > 1 then
+      if server then server:close() end
+      sockit.stop()
+    end
+  end)
+  sockit.run()
+  return dog
+end
+
+describe("sockit.serve", function()
+  it("echoes for 1,000 concurrent clients in one process, every byte checked", function()
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", echo,
+                                       {backlog = 2048}))
+    local addr = server:addr()
+    local N, ROUNDS = 1000, 5
+    local ok_clients, bad, connected = 0, {}, 0
+    local all_connected = {}
+    for i = 1, N do
+      sockit.spawn(function()
+        local c, msg = sockit.connect("tcp", addr, {timeout = 20})
+        if not c then bad[#bad + 1] = "connect: " .. msg; return end
+        connected = connected + 1
+        -- hold every connection open until all are up: really concurrent
+        while connected < N and #bad == 0 do sockit.sleep(0.01) end
+        all_connected[i] = connected
+        for r = 1, ROUNDS do
+          local payload = ("client %d round %d %s"):format(i, r, ("x"):rep((i * r) % 200))
+          assert(c:write(payload, "\n"))
+          local back, err = c:read("l")
+          if back ~= payload then
+            bad[#bad + 1] = ("client %d round %d: %s"):format(i, r, tostring(back or err))
+            break
+          end
+        end
+        c:close()
+        ok_clients = ok_clients + 1
+        if ok_clients + #bad == N then server:close() end
+      end)
+    end
+    run_bounded(60, server)
+    assert.are.same({}, bad)
+    assert.are.equal(N, ok_clients)
+    assert.are.equal(N, all_connected[1])   -- every client was connected at once
+    assert.are.equal(N, server.accepted)
+  end)
+
+  it("keeps serving when a handler raises, a client is silent, or one vanishes mid-message", function()
+    local errors = {}
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", function(conn)
+      local line = conn:read("l")
+      if line == "raise" then error("handler failed on purpose") end
+      if line then conn:write("echo ", line, "\n") end
+    end, {timeout = 0.3, on_error = function(err, peer)
+      errors[#errors + 1] = {err = err, peer = peer}
+    end}))
+    local addr = server:addr()
+    local results = {}
+    -- the silent one: connects and says nothing (closed by the idle timeout)
+    sockit.spawn(function()
+      local c = assert(sockit.connect("tcp", addr))
+      local t0 = now()
+      local r, _, code = c:read("l")
+      results.silent = {r = r, code = code, after = now() - t0}
+      c:close()
+    end)
+    -- the vanishing one: half a line, then gone
+    sockit.spawn(function()
+      local c = assert(sockit.connect("tcp", addr))
+      c:write("half a li")
+      c:close()
+      results.vanished = true
+    end)
+    -- the raising one
+    sockit.spawn(function()
+      local c = assert(sockit.connect("tcp", addr))
+      c:write("raise\n")
+      local r, _, code = c:read("l")
+      results.raised = {r = r, code = code}
+      c:close()
+    end)
+    -- and, while all that goes on, good clients are served
+    sockit.spawn(function()
+      sockit.sleep(0.05)
+      for i = 1, 5 do
+        local c = assert(sockit.connect("tcp", addr))
+        c:write("hello ", i, "\n")
+        results["good" .. i] = c:read("l")
+        c:close()
+      end
+      sockit.sleep(0.5)   -- past the idle timeout of the silent client
+      server:close()
+    end)
+    run_bounded(10, server)
+    for i = 1, 5 do assert.are.equal("echo hello " .. i, results["good" .. i]) end
+    assert.is_nil(results.raised.r)          -- its connection was closed
+    assert.are.equal("EOF", results.raised.code)
+    assert.is_nil(results.silent.r)          -- closed by the server after 0.3 s
+    assert.are.equal("EOF", results.silent.code)
+    assert.is_true(results.silent.after >= 0.25 and results.silent.after < 2)
+    assert.is_true(results.vanished)
+    assert.are.equal(1, #errors)
+    assert.matches("handler failed on purpose", errors[1].err)
+    assert.matches("^127%.0%.0%.1:%d+$", errors[1].peer)
+  end)
+
+  it("reports a raising handler on stderr by default", function()
+    local out, status, err = H.run_lua([[
+      local sockit = require "sockit"
+      local server = assert(sockit.serve("tcp", "127.0.0.1:0", function() error("kaboom") end))
+      sockit.spawn(function()
+        local c = assert(sockit.connect("tcp", server:addr()))
+        print(c:read("l"))
+        c:close(); server:close()
+      end)
+      sockit.run()
+      print("still alive")
+    ]])
+    assert.are.equal(0, status, err)
+    assert.matches("still alive", out)
+    assert.matches("kaboom", err)
+  end)
+
+  it("holds new clients in the backlog at max_connections", function()
+    local active, peak = 0, 0
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", function(conn)
+      active = active + 1
+      if active > peak then peak = active end
+      conn:read("l")
+      conn:write("bye\n")
+      active = active - 1
+    end, {max_connections = 2}))
+    local addr, answered = server:addr(), {}
+    local clients = {}
+    for i = 1, 3 do
+      sockit.spawn(function()
+        clients[i] = assert(sockit.connect("tcp", addr))
+      end)
+    end
+    sockit.spawn(function()
+      sockit.sleep(0.1)
+      -- two are being served; the third waits in the backlog
+      assert.are.equal(2, active)
+      for i = 1, 3 do
+        clients[i]:write("go\n")
+        answered[i] = clients[i]:read("l")
+        clients[i]:close()
+      end
+      server:close()
+    end)
+    run_bounded(10, server)
+    assert.are.same({"bye", "bye", "bye"}, answered)
+    assert.are.equal(2, peak)
+  end)
+
+  it("serves datagrams: handler(data, peer, endpoint)", function()
+    local server = assert(sockit.serve("udp", "127.0.0.1:0", function(data, peer, ep)
+      ep:sendto(data:upper(), peer)
+    end))
+    local replies = {}
+    sockit.spawn(function()
+      local c = assert(sockit.connect("udp", server:addr(), {timeout = 2}))
+      for i = 1, 10 do
+        c:send("datagram " .. i)
+        replies[i] = c:recv()
+      end
+      c:close()
+      server:close()
+    end)
+    run_bounded(10, server)
+    for i = 1, 10 do assert.are.equal("DATAGRAM " .. i, replies[i]) end
+  end)
+
+  it("serves unix stream clients and removes the socket file on close", function()
+    local dir = H.tmpdir()
+    local path = dir .. "/echo.sock"
+    local server = assert(sockit.serve("unix", path, echo))
+    local got
+    sockit.spawn(function()
+      local c = assert(sockit.connect("unix", path))
+      c:write("over unix\n")
+      got = c:read("l")
+      c:close()
+      server:close()
+    end)
+    run_bounded(10, server)
+    assert.are.equal("over unix", got)
+    assert.is_false(H.exists(path))
+    H.rmdir(dir)
+  end)
+
+  it("serves a peer that is not sockit (python3)", function()
+    assert.is_true(H.have("python3"), "python3 is needed")
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", echo))
+    local port = server:addr():match(":(%d+)$")
+    local py = H.spawn("python3 -c " .. H.quote([[
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+f = s.makefile("rwb")
+for i in range(20):
+    f.write(b"python line %d\n" % i); f.flush()
+    assert f.readline() == b"python line %d\n" % i
+print("python ok")
+]]) .. " " .. port, 20)
+    sockit.spawn(function()
+      for _ = 1, 500 do
+        if py.output():find("python ok") or py.output():find("Error") then break end
+        sockit.sleep(0.02)
+      end
+      server:close()
+    end)
+    run_bounded(15, server)
+    py.wait(5)
+    local out = py.output()
+    py.cleanup()
+    assert.matches("python ok", out)
+  end)
+
+  it("returns from run once the server is closed and its tasks have ended", function()
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", echo))
+    sockit.spawn(function() sockit.sleep(0.05); server:close() end)
+    local t0 = now()
+    sockit.run()
+    assert.is_true(now() - t0 < 1)
+    assert.are.equal(0, loop.count())
+    assert.is_true(server:close())
+  end)
+
+  it("returns nil, msg, code when the address is taken, and raises on misuse", function()
+    local a = assert(sockit.serve("tcp", "127.0.0.1:0", echo))
+    local ok, msg, code = sockit.serve("tcp", a:addr(), echo, {reuseaddr = false})
+    assert.is_nil(ok)
+    assert.are.equal("EADDRINUSE", code)
+    assert.matches("Address already in use", msg)
+    a:close()
+    assert.matches("bad argument #3 to 'serve' %(function expected",
+                   H.raises(sockit.serve, "tcp", "127.0.0.1:0", "nope"))
+    assert.matches("unknown network", H.raises(sockit.serve, "tcpx", ":0", echo))
+    sockit.run()
+  end)
+end)
