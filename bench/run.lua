@@ -85,7 +85,7 @@ local LUA = "lua5.4"
 Implementations: how to start each server
 =======================================================]]
 
-local SOCKIT_ENV = ("LUA_PATH=%s LUA_CPATH=%s "):format(
+local SOCKIT_ENV = ("env LUA_PATH=%s LUA_CPATH=%s "):format(
   q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"), q(ROOT .. "/?.so;;"))
 
 local IMPLS = {
@@ -298,7 +298,7 @@ local function measure (impl, wl)
   local last = server_error(srv)
   stop(srv)
   if not ok then error(res, 0) end
-  if not res and last then err = err .. "; server: " .. last end
+  if not res and last and not err:find(last, 1, true) then err = err .. "; server: " .. last end
   return res, err
 end
 
@@ -327,7 +327,7 @@ local function c10k (impl)
   local last = server_error(srv)
   stop(srv)
   if not ok then error(res, 0) end
-  if not res and last then err = err .. "; server: " .. last end
+  if not res and last and not err:find(last, 1, true) then err = err .. "; server: " .. last end
   return res, err
 end
 
@@ -371,6 +371,13 @@ end
 
 local function progress (fmt, ...)
   io.stderr:write(fmt:format(...), "\n")
+end
+
+local function brief (why)   -- a failure reason short enough for a cell
+  why = tostring(why):gsub("^server died: ", "")
+  why = why:gsub("^lua5%.4: ", ""):gsub("^[^:]*/", "")
+  if #why > 80 then why = why:sub(1, 77) .. "..." end
+  return why
 end
 
 local function width (s)
@@ -474,14 +481,14 @@ local function print_workloads (selected, results)
       local med = median(slot.rates)
       meds[impl.key] = med
       local n = #slot.rates
-      local cell, ratio, spread = "n/a (" .. tostring(slot.fails[1]) .. ")", "", ""
+      local cell, ratio, spread = "n/a (" .. brief(slot.fails[1]) .. ")", "", ""
       if med then
         cell = thousands(med)
         ratio = cmed and ("%.2f"):format(med / cmed) or "?"
         local lo, hi = math.huge, -math.huge
         for _, v in ipairs(slot.rates) do lo, hi = math.min(lo, v), math.max(hi, v) end
         spread = ("%d/%d, ±%.0f%%"):format(n, REPS, (hi - lo) / 2 / med * 100)
-        if #slot.fails > 0 then spread = spread .. " (failed: " .. slot.fails[1] .. ")" end
+        if #slot.fails > 0 then spread = spread .. " (failed: " .. brief(slot.fails[1]) .. ")" end
       end
       local us = median(slot.us)
       rows[#rows + 1] = {wl.title, impl.name, cell, ratio,
@@ -557,7 +564,7 @@ local function run_c10k ()
           (med("served") == C10K and per and per < 8) and "met" or "NOT met")
       end
     else
-      rows[#rows + 1] = {impl.name, "n/a (" .. tostring(fails[1]) .. ")", "", "", "", "", ""}
+      rows[#rows + 1] = {impl.name, "n/a (" .. brief(fails[1]) .. ")", "", "", "", "", ""}
       if impl.key == "sockit" then verdict = "- c10k: sockit FAILED: " .. tostring(fails[1]) end
     end
   end
