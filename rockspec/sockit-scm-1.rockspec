@@ -22,10 +22,13 @@ build = {
       ["sockit.core"] = {
          sources = {
             "src/addr.c",
+            "src/batch.c",
             "src/core.c",
             "src/errors.c",
+            "src/fdpass.c",
             "src/options.c",
             "src/poller.c",
+            "src/sendfile.c",
             "src/socket.c",
             "src/sys.c",
          },

@@ -10,6 +10,9 @@ LUAMOD_API int luaopen_sockit_core (lua_State *L) {
   lua_newtable(L);
   sockit_opensocket(L);
   sockit_openpoller(L);
+  sockit_openfdpass(L);
+  sockit_openbatch(L);
+  sockit_opensendfile(L);
   lua_pushliteral(L, SOCKIT_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

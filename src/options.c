@@ -4,33 +4,55 @@
 */
 #include "sockit.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netinet/tcp.h>
 #include <string.h>
 
 
-enum optkind { OPT_BOOL, OPT_INT, OPT_LINGER, OPT_ERROR };
+enum optkind {
+  OPT_BOOL, OPT_INT, OPT_LINGER, OPT_ERROR,
+  OPT_MIF,       /* multicast_if: an address (inet) or interface (inet6) */
+  OPT_MEMBER     /* add_membership / drop_membership: write-only */
+};
 
+/*
+** 'level6'/'opt6', when not 0, are what an inet6 socket uses instead
+** (the multicast options differ between IPv4 and IPv6).
+*/
 typedef struct Option {
   const char *name;
   int level;
   int opt;
   int kind;
+  int level6;
+  int opt6;
 } Option;
 
 static const Option options[] = {
-  {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, OPT_BOOL},
-  {"reuseport", SOL_SOCKET, SO_REUSEPORT, OPT_BOOL},
-  {"keepalive", SOL_SOCKET, SO_KEEPALIVE, OPT_BOOL},
-  {"broadcast", SOL_SOCKET, SO_BROADCAST, OPT_BOOL},
-  {"linger", SOL_SOCKET, SO_LINGER, OPT_LINGER},
-  {"rcvbuf", SOL_SOCKET, SO_RCVBUF, OPT_INT},
-  {"sndbuf", SOL_SOCKET, SO_SNDBUF, OPT_INT},
-  {"error", SOL_SOCKET, SO_ERROR, OPT_ERROR},
-  {"nodelay", IPPROTO_TCP, TCP_NODELAY, OPT_BOOL},
-  {"v6only", IPPROTO_IPV6, IPV6_V6ONLY, OPT_BOOL},
-  {NULL, 0, 0, 0}
+  {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, OPT_BOOL, 0, 0},
+  {"reuseport", SOL_SOCKET, SO_REUSEPORT, OPT_BOOL, 0, 0},
+  {"keepalive", SOL_SOCKET, SO_KEEPALIVE, OPT_BOOL, 0, 0},
+  {"broadcast", SOL_SOCKET, SO_BROADCAST, OPT_BOOL, 0, 0},
+  {"linger", SOL_SOCKET, SO_LINGER, OPT_LINGER, 0, 0},
+  {"rcvbuf", SOL_SOCKET, SO_RCVBUF, OPT_INT, 0, 0},
+  {"sndbuf", SOL_SOCKET, SO_SNDBUF, OPT_INT, 0, 0},
+  {"error", SOL_SOCKET, SO_ERROR, OPT_ERROR, 0, 0},
+  {"nodelay", IPPROTO_TCP, TCP_NODELAY, OPT_BOOL, 0, 0},
+  {"v6only", IPPROTO_IPV6, IPV6_V6ONLY, OPT_BOOL, 0, 0},
+  {"multicast_loop", IPPROTO_IP, IP_MULTICAST_LOOP, OPT_BOOL,
+   IPPROTO_IPV6, IPV6_MULTICAST_LOOP},
+  {"multicast_ttl", IPPROTO_IP, IP_MULTICAST_TTL, OPT_INT,
+   IPPROTO_IPV6, IPV6_MULTICAST_HOPS},
+  {"multicast_if", IPPROTO_IP, IP_MULTICAST_IF, OPT_MIF,
+   IPPROTO_IPV6, IPV6_MULTICAST_IF},
+  {"add_membership", IPPROTO_IP, IP_ADD_MEMBERSHIP, OPT_MEMBER,
+   IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP},
+  {"drop_membership", IPPROTO_IP, IP_DROP_MEMBERSHIP, OPT_MEMBER,
+   IPPROTO_IPV6, IPV6_DROP_MEMBERSHIP},
+  {NULL, 0, 0, 0, 0, 0}
 };
 
 
@@ -45,14 +67,131 @@ static const Option *checkoption (lua_State *L, int arg) {
 }
 
 
+/* the level and option for this socket's family */
+static void optfor (const Socket *s, const Option *o, int *level, int *opt) {
+  if (s->family == AF_INET6 && o->level6 != 0) {
+    *level = o->level6;
+    *opt = o->opt6;
+  }
+  else {
+    *level = o->level;
+    *opt = o->opt;
+  }
+}
+
+
+/*
+** An interface at 'arg': a name ("lo"), an index, or (IPv4 only) one of
+** its addresses. Returns its index (0: none given) and, for an address,
+** fills 'addr'. An unknown name is ENODEV, returned in '*err'.
+*/
+static unsigned checkiface (lua_State *L, int arg, int family,
+                            struct in_addr *addr, int *err) {
+  const char *name;
+  unsigned idx;
+  *err = 0;
+  if (lua_isnoneornil(L, arg))
+    return 0;
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    lua_Integer i = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, 0 <= i && i <= INT_MAX, arg, "invalid interface index");
+    return (unsigned)i;
+  }
+  name = luaL_checkstring(L, arg);
+  if (family == AF_INET && addr != NULL && inet_pton(AF_INET, name, addr) == 1)
+    return 0;
+  if ((idx = if_nametoindex(name)) == 0)
+    *err = errno ? errno : ENODEV;
+  return idx;
+}
+
+
+/*
+** add_membership / drop_membership: the value is a group address, or a
+** table {group, interface} (interface as checkiface takes it).
+*/
+static int setmember (lua_State *L, Socket *s, const Option *o) {
+  int level, opt, err = 0;
+  const char *group;
+  int ifarg;
+  optfor(s, o, &level, &opt);
+  if (lua_istable(L, 3)) {
+    lua_rawgeti(L, 3, 1);
+    lua_rawgeti(L, 3, 2);
+    group = luaL_checkstring(L, -2);
+    ifarg = lua_gettop(L);
+  }
+  else {
+    group = luaL_checkstring(L, 3);
+    lua_pushnil(L);
+    ifarg = lua_gettop(L);
+  }
+  if (s->family == AF_INET) {
+    struct ip_mreqn m;
+    memset(&m, 0, sizeof(m));
+    if (inet_pton(AF_INET, group, &m.imr_multiaddr) != 1)
+      return luaL_argerror(L, 3, lua_pushfstring(L,
+               "'%s' is not an IPv4 group address", group));
+    m.imr_ifindex = (int)checkiface(L, ifarg, AF_INET, &m.imr_address, &err);
+    if (err == 0 && setsockopt(s->fd, level, opt, &m, sizeof(m)) != 0)
+      err = errno;
+  }
+  else if (s->family == AF_INET6) {
+    struct ipv6_mreq m;
+    memset(&m, 0, sizeof(m));
+    if (inet_pton(AF_INET6, group, &m.ipv6mr_multiaddr) != 1)
+      return luaL_argerror(L, 3, lua_pushfstring(L,
+               "'%s' is not an IPv6 group address", group));
+    m.ipv6mr_interface = checkiface(L, ifarg, AF_INET6, NULL, &err);
+    if (err == 0 && setsockopt(s->fd, level, opt, &m, sizeof(m)) != 0)
+      err = errno;
+  }
+  else
+    err = ENOPROTOOPT;
+  if (err != 0) {
+    lua_pushfstring(L, "%s %s", o->name, group);
+    return sockit_fail(L, err, "setoption", lua_tostring(L, -1));
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/* multicast_if: an interface (name or index), or an IPv4 address */
+static int setmif (lua_State *L, Socket *s, const Option *o) {
+  int level, opt, err = 0, rc;
+  luaL_checkany(L, 3);
+  optfor(s, o, &level, &opt);
+  if (s->family == AF_INET) {
+    struct ip_mreqn m;
+    memset(&m, 0, sizeof(m));
+    m.imr_ifindex = (int)checkiface(L, 3, AF_INET, &m.imr_address, &err);
+    rc = err ? -1 : setsockopt(s->fd, level, opt, &m, sizeof(m));
+  }
+  else {
+    int idx = (int)checkiface(L, 3, AF_INET6, NULL, &err);
+    rc = err ? -1 : setsockopt(s->fd, level, opt, &idx, sizeof(idx));
+  }
+  if (rc != 0)
+    return sockit_fail(L, err ? err : errno, "setoption", o->name);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
 int sock_setoption (lua_State *L) {
   Socket *s = sockit_checksocket(L, 1);
   const Option *o = checkoption(L, 2);
-  int ival = 0;
+  int ival = 0, level, opt;
   struct linger lg;
   const void *val = &ival;
   socklen_t len = sizeof(ival);
+  optfor(s, o, &level, &opt);
   switch (o->kind) {
+    case OPT_MEMBER:
+      return setmember(L, s, o);
+    case OPT_MIF:
+      return setmif(L, s, o);
     case OPT_BOOL:
       luaL_checktype(L, 3, LUA_TBOOLEAN);
       ival = lua_toboolean(L, 3);
@@ -82,7 +221,7 @@ int sock_setoption (lua_State *L) {
       return luaL_argerror(L, 2, lua_pushfstring(L,
                            "option '%s' is read-only", o->name));
   }
-  if (setsockopt(s->fd, o->level, o->opt, val, len) != 0)
+  if (setsockopt(s->fd, level, opt, val, len) != 0)
     return sockit_fail(L, errno, "setoption", o->name);
   lua_pushboolean(L, 1);
   return 1;
@@ -92,15 +231,24 @@ int sock_setoption (lua_State *L) {
 int sock_getoption (lua_State *L) {
   Socket *s = sockit_checksocket(L, 1);
   const Option *o = checkoption(L, 2);
-  int ival = 0;
+  int ival = 0, level, opt;
   struct linger lg;
+  struct in_addr ia;
   void *val = &ival;
   socklen_t len = sizeof(ival);
+  optfor(s, o, &level, &opt);
+  if (o->kind == OPT_MEMBER)
+    return luaL_argerror(L, 2, lua_pushfstring(L,
+                         "option '%s' is write-only", o->name));
   if (o->kind == OPT_LINGER) {
     val = &lg;
     len = sizeof(lg);
   }
-  if (getsockopt(s->fd, o->level, o->opt, val, &len) != 0)
+  else if (o->kind == OPT_MIF && s->family == AF_INET) {
+    val = &ia;
+    len = sizeof(ia);
+  }
+  if (getsockopt(s->fd, level, opt, val, &len) != 0)
     return sockit_fail(L, errno, "getoption", o->name);
   switch (o->kind) {
     case OPT_BOOL:
@@ -114,6 +262,19 @@ int sock_getoption (lua_State *L) {
         lua_pushinteger(L, lg.l_linger);
       else
         lua_pushboolean(L, 0);
+      break;
+    case OPT_MIF:
+      if (s->family == AF_INET) {   /* the address, "0.0.0.0" for none */
+        char buf[INET_ADDRSTRLEN];
+        lua_pushstring(L, inet_ntop(AF_INET, &ia, buf, sizeof(buf)));
+      }
+      else {                         /* the interface's name, or 0 */
+        char name[IF_NAMESIZE];
+        if (ival != 0 && if_indextoname((unsigned)ival, name) != NULL)
+          lua_pushstring(L, name);
+        else
+          lua_pushinteger(L, ival);
+      }
       break;
     default:   /* OPT_ERROR: the pending error's code, or false */
       if (ival == 0)

@@ -701,6 +701,28 @@ static int sock_type (lua_State *L) {
 ** =======================================================
 */
 
+/*
+** Linux delivers to a datagram socket bound to a wildcard address the
+** multicast of every group that any socket on the host joined
+** (IP_MULTICAST_ALL, on by default). A socket should hear the groups it
+** joined itself, as on BSD: turn it off. Kernels before 4.20 lack the
+** IPv6 option, which is then no error.
+*/
+static int only_joined_groups (int fd, int family) {
+  int off = 0;
+  int rc = (family == AF_INET)
+    ? setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &off, sizeof(off))
+#ifdef IPV6_MULTICAST_ALL
+    : setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, &off, sizeof(off));
+#else
+    : 0;
+#endif
+  if (rc != 0 && errno != ENOPROTOOPT)
+    return errno;
+  return 0;
+}
+
+
 /* core.socket(family, type [, protocol]) */
 static int mod_socket (lua_State *L) {
   int family = familyvals[luaL_checkoption(L, 1, NULL, familynames)];
@@ -715,6 +737,9 @@ static int mod_socket (lua_State *L) {
     return sockit_fail(L, err, "socket", lua_tostring(L, -1));
   }
   s->fd = fd;
+  if (type == SOCK_DGRAM && family != AF_UNIX
+      && (err = only_joined_groups(fd, family)) != 0)
+    return sockit_fail(L, err, "socket", "multicast_all");
   return 1;
 }
 

@@ -6,6 +6,7 @@
 **   sys.c                system-call wrappers: no Lua, they return errno
 **   errors.c, addr.c     glue: errno/EAI names, sockaddr <-> Lua values
 **   socket.c, options.c, core.c, poller.c   the Lua-facing objects
+**   fdpass.c, batch.c, sendfile.c            SPEC §4 additions
 */
 #ifndef SOCKIT_H
 #define SOCKIT_H
@@ -133,6 +134,9 @@ void sockit_opensocket (lua_State *L);
 int sock_setoption (lua_State *L);
 int sock_getoption (lua_State *L);
 void sockit_openpoller (lua_State *L);
+void sockit_openfdpass (lua_State *L);
+void sockit_openbatch (lua_State *L);
+void sockit_opensendfile (lua_State *L);
 int mod_poller (lua_State *L);
 /* }====================================================== */
 

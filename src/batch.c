@@ -1,0 +1,259 @@
+/*
+** batch.c — many datagrams in one system call: s:sendmany / s:recvmany
+** over sendmmsg(2) / recvmmsg(2).
+**
+** The message headers, iovecs, addresses and receive buffers live in one
+** growable scratch area owned by the module (an upvalue with a __gc), so
+** a steady loop reuses them instead of allocating per call.
+*/
+#include "sockit.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+#define SOCKIT_BATCHMAX  1024      /* UIO_MAXIOV: the kernel's limit */
+#define SOCKIT_BATCHBOX  "sockit.batch"
+
+typedef struct Batch {
+  struct mmsghdr *mm;
+  struct iovec *iov;
+  struct sockaddr_storage *ss;
+  size_t nmsgs;                    /* capacity of mm, iov, ss */
+  char *buf;
+  size_t nbuf;                     /* capacity of buf */
+} Batch;
+
+
+static int batch_gc (lua_State *L) {
+  Batch *b = (Batch *)luaL_checkudata(L, 1, SOCKIT_BATCHBOX);
+  free(b->mm); free(b->iov); free(b->ss); free(b->buf);
+  memset(b, 0, sizeof(*b));
+  return 0;
+}
+
+
+/* room for 'n' messages and 'bytes' of receive buffer, or raise */
+static Batch *getbatch (lua_State *L, size_t n, size_t bytes) {
+  Batch *b = (Batch *)lua_touserdata(L, lua_upvalueindex(1));
+  if (b->nmsgs < n) {
+    struct mmsghdr *mm = (struct mmsghdr *)realloc(b->mm, n * sizeof(*mm));
+    if (mm) b->mm = mm;
+    struct iovec *iov = (struct iovec *)realloc(b->iov, n * sizeof(*iov));
+    if (iov) b->iov = iov;
+    struct sockaddr_storage *ss =
+      (struct sockaddr_storage *)realloc(b->ss, n * sizeof(*ss));
+    if (ss) b->ss = ss;
+    if (!mm || !iov || !ss)
+      luaL_error(L, "not enough memory");
+    b->nmsgs = n;
+  }
+  if (b->nbuf < bytes) {
+    char *buf = (char *)realloc(b->buf, bytes);
+    if (buf == NULL)
+      luaL_error(L, "not enough memory");
+    b->buf = buf;
+    b->nbuf = bytes;
+  }
+  return b;
+}
+
+
+static int waitready (Socket *s, int events, double *deadline) {
+  if (s->timeout == 0)
+    return EAGAIN;
+  if (*deadline == 0)
+    *deadline = sys_deadline(s->timeout);
+  return sys_wait(s->fd, events, *deadline, NULL);
+}
+
+
+/*
+** s:sendmany(list [, host, port | path]) -> datagrams sent
+** Each item of 'list' is a string (sent to the given address, or to the
+** connected peer) or a table {data, host, port} / {data, path} with its
+** own destination. At most 1024 per call; the count says how many went.
+*/
+static int sock_sendmany (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  int common = !lua_isnoneornil(L, 3);
+  lua_Integer n, i;
+  Addr a;
+  Batch *b;
+  double deadline = 0;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = luaL_len(L, 2);
+  if (n > SOCKIT_BATCHMAX) n = SOCKIT_BATCHMAX;
+  if (n <= 0) {
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  if (common) {
+    int k = sockit_toaddr(L, s->family, 3, 0, "sendmany", &a);
+    if (k != 0) return k;
+  }
+  lua_settop(L, 2);
+  b = getbatch(L, (size_t)n, 0);
+  luaL_checkstack(L, (int)n + 8, "too many datagrams");
+  for (i = 0; i < n; i++) {
+    struct msghdr *h = &b->mm[i].msg_hdr;
+    size_t len;
+    const char *data;
+    int t = lua_rawgeti(L, 2, i + 1);   /* stays on the stack until sent */
+    memset(h, 0, sizeof(*h));
+    if (t == LUA_TTABLE) {
+      int top = lua_gettop(L);
+      lua_rawgeti(L, top, 1);
+      if (lua_type(L, -1) != LUA_TSTRING)
+        return luaL_argerror(L, 2, lua_pushfstring(L,
+                 "item %I: data (a string) expected at [1]", i + 1));
+      data = lua_tolstring(L, -1, &len);
+      lua_rawgeti(L, top, 2);
+      lua_rawgeti(L, top, 3);
+      if (lua_isnil(L, top + 2)) {   /* {data}: to the connected peer */
+        if (common) {
+          h->msg_name = &a.ss;
+          h->msg_namelen = a.len;
+        }
+      }
+      else {
+        Addr one;
+        int k = sockit_toaddr(L, s->family, top + 2, 0, "sendmany", &one);
+        if (k != 0) return k;
+        memcpy(&b->ss[i], &one.ss, one.len);
+        h->msg_name = &b->ss[i];
+        h->msg_namelen = one.len;
+      }
+      lua_settop(L, top + 1);   /* keep the data string alive */
+    }
+    else if (t == LUA_TSTRING) {
+      data = lua_tolstring(L, -1, &len);
+      if (common) {
+        h->msg_name = &a.ss;
+        h->msg_namelen = a.len;
+      }
+    }
+    else
+      return luaL_argerror(L, 2, lua_pushfstring(L,
+               "item %I is a %s, string or table expected", i + 1,
+               luaL_typename(L, -1)));
+    b->iov[i].iov_base = (void *)(uintptr_t)data;   /* iovec is not const */
+    b->iov[i].iov_len = len;
+    h->msg_iov = &b->iov[i];
+    h->msg_iovlen = 1;
+    b->mm[i].msg_len = 0;
+  }
+  for (;;) {
+    int sent = sendmmsg(s->fd, b->mm, (unsigned)n, MSG_NOSIGNAL);
+    if (sent >= 0) {
+      lua_pushinteger(L, sent);
+      return 1;
+    }
+    else {
+      int err = errno;
+      if (err == EINTR)
+        continue;
+      if (err == EAGAIN && (err = waitready(s, POLLOUT, &deadline)) == 0)
+        continue;
+      return sockit_fail(L, err, "sendmany", common ? a.text : NULL);
+    }
+  }
+}
+
+
+/*
+** s:recvmany(n [, max]) -> {{data, host, port} | {data, path}, ...}
+** Waits (per the timeout) for the first datagram, then takes up to n that
+** are queued, in one recvmmsg. A datagram longer than max is not cut: its
+** entry is {false, host, port, code = "EMSGSIZE", message = ...}.
+*/
+static int sock_recvmany (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  lua_Integer max = luaL_optinteger(L, 3, SOCKIT_RECVMAX);
+  Batch *b;
+  double deadline = 0;
+  int got, i;
+  luaL_argcheck(L, n >= 1 && n <= SOCKIT_BATCHMAX, 2, "n must be 1..1024");
+  luaL_argcheck(L, max > 0, 3, "max must be positive");
+  if (max > SOCKIT_DGRAM_CAP) max = SOCKIT_DGRAM_CAP;
+  b = getbatch(L, (size_t)n, (size_t)n * (size_t)max);
+  for (i = 0; i < n; i++) {
+    struct msghdr *h = &b->mm[i].msg_hdr;
+    memset(h, 0, sizeof(*h));
+    b->iov[i].iov_base = b->buf + (size_t)i * (size_t)max;
+    b->iov[i].iov_len = (size_t)max;
+    h->msg_iov = &b->iov[i];
+    h->msg_iovlen = 1;
+    h->msg_name = &b->ss[i];
+    h->msg_namelen = sizeof(b->ss[i]);
+    b->mm[i].msg_len = 0;
+  }
+  for (;;) {
+    got = recvmmsg(s->fd, b->mm, (unsigned)n, MSG_TRUNC, NULL);
+    if (got >= 0)
+      break;
+    else {
+      int err = errno;
+      if (err == EINTR)
+        continue;
+      if (err == EAGAIN && (err = waitready(s, POLLIN, &deadline)) == 0)
+        continue;
+      return sockit_fail(L, err, "recvmany", NULL);
+    }
+  }
+  lua_createtable(L, got, 0);
+  for (i = 0; i < got; i++) {
+    struct msghdr *h = &b->mm[i].msg_hdr;
+    size_t len = b->mm[i].msg_len;
+    int k;
+    lua_createtable(L, 3, 0);
+    if (len > (size_t)max || (h->msg_flags & MSG_TRUNC)) {
+      lua_pushboolean(L, 0);
+      lua_pushliteral(L, "EMSGSIZE");
+      lua_setfield(L, -3, "code");
+      lua_pushfstring(L, "recvmany: datagram of %I bytes is longer than max %I",
+                      (lua_Integer)len, max);
+      lua_setfield(L, -3, "message");
+    }
+    else
+      lua_pushlstring(L, (const char *)b->iov[i].iov_base, len);
+    lua_rawseti(L, -2, 1);
+    k = sockit_pushaddr(L, (struct sockaddr *)&b->ss[i], h->msg_namelen);
+    if (k == 0 && s->family == AF_UNIX) {
+      lua_pushliteral(L, "");
+      k = 1;
+    }
+    for (; k > 0; k--)
+      lua_rawseti(L, -1 - k, 1 + k);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+
+static const luaL_Reg methods[] = {
+  {"sendmany", sock_sendmany},
+  {"recvmany", sock_recvmany},
+  {NULL, NULL}
+};
+
+
+/* add the methods to the socket metatable's __index, sharing one Batch */
+void sockit_openbatch (lua_State *L) {
+  Batch *b;
+  luaL_getmetatable(L, SOCKIT_SOCKET);
+  lua_getfield(L, -1, "__index");
+  b = (Batch *)lua_newuserdatauv(L, sizeof(Batch), 0);
+  memset(b, 0, sizeof(*b));
+  if (luaL_newmetatable(L, SOCKIT_BATCHBOX)) {
+    lua_pushcfunction(L, batch_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  luaL_setfuncs(L, methods, 1);
+  lua_pop(L, 2);
+}

@@ -1,0 +1,105 @@
+/*
+** sendfile.c — s:sendfile(file, offset, count): bytes from a file to a
+** stream socket without passing through Lua (sendfile(2)).
+*/
+#include "sockit.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+
+
+/* a Lua file (io.open) or an integer descriptor */
+static int checkfilefd (lua_State *L, int arg) {
+  luaL_Stream *f;
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    lua_Integer fd = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, 0 <= fd && fd <= INT_MAX, arg, "invalid descriptor");
+    return (int)fd;
+  }
+  f = (luaL_Stream *)luaL_testudata(L, arg, LUA_FILEHANDLE);
+  if (f == NULL)
+    return luaL_typeerror(L, arg, "file or integer descriptor");
+  luaL_argcheck(L, f->closef != NULL && f->f != NULL, arg,
+                "attempt to use a closed file");
+  return fileno(f->f);
+}
+
+
+/*
+** s:sendfile(file, [offset [, count]]) -> bytes sent
+** offset defaults to 0; count to the rest of the file. Sends until count
+** bytes are sent or the file ends, waiting per the socket's timeout; if
+** the wait fails after some bytes went, the count so far is returned
+** (with timeout 0: whatever the socket took). The file's own position is
+** not used or moved.
+*/
+static int sock_sendfile (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  int in = checkfilefd(L, 2);
+  lua_Integer off = luaL_optinteger(L, 3, 0);
+  lua_Integer count;
+  off_t pos;
+  lua_Integer total = 0;
+  double deadline = 0;
+  luaL_argcheck(L, off >= 0, 3, "offset must not be negative");
+  if (s->type != SOCK_STREAM)
+    return luaL_error(L, "sendfile needs a stream socket");
+  if (lua_isnoneornil(L, 4)) {
+    struct stat st;
+    if (fstat(in, &st) != 0)
+      return sockit_fail(L, errno, "sendfile", NULL);
+    count = (S_ISREG(st.st_mode) && st.st_size > off)
+          ? (lua_Integer)(st.st_size - off)
+          : (S_ISREG(st.st_mode) ? 0 : LUA_MAXINTEGER);
+  }
+  else {
+    count = luaL_checkinteger(L, 4);
+    luaL_argcheck(L, count >= 0, 4, "count must not be negative");
+  }
+  pos = (off_t)off;
+  while (total < count) {
+    lua_Integer left = count - total;
+    size_t chunk = (left > (1 << 30)) ? (size_t)1 << 30 : (size_t)left;
+    ssize_t n = sendfile(s->fd, in, &pos, chunk);
+    if (n > 0) {
+      total += n;
+      continue;
+    }
+    if (n == 0)   /* the file ended */
+      break;
+    else {
+      int err = errno;
+      if (err == EINTR)
+        continue;
+      if (err == EAGAIN) {
+        if (s->timeout == 0) {
+          if (total > 0) break;
+        }
+        else {
+          if (deadline == 0) deadline = sys_deadline(s->timeout);
+          if ((err = sys_wait(s->fd, POLLOUT, deadline, NULL)) == 0)
+            continue;
+          if (total > 0) break;
+        }
+      }
+      else if (total > 0 && err != EPIPE && err != ECONNRESET)
+        break;   /* report what went; the next call says why */
+      return sockit_fail(L, err, "sendfile", NULL);
+    }
+  }
+  lua_pushinteger(L, total);
+  return 1;
+}
+
+
+void sockit_opensendfile (lua_State *L) {
+  luaL_getmetatable(L, SOCKIT_SOCKET);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, sock_sendfile);
+  lua_setfield(L, -2, "sendfile");
+  lua_pop(L, 2);
+}
