@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/tcp.h>
@@ -15,7 +16,8 @@
 enum optkind {
   OPT_BOOL, OPT_INT, OPT_LINGER, OPT_ERROR,
   OPT_MIF,       /* multicast_if: an address (inet) or interface (inet6) */
-  OPT_MEMBER     /* add_membership / drop_membership: write-only */
+  OPT_MEMBER,    /* add_membership / drop_membership: write-only */
+  OPT_INHERIT    /* inheritable: FD_CLOEXEC cleared (fcntl, not sockopt) */
 };
 
 /*
@@ -52,6 +54,7 @@ static const Option options[] = {
    IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP},
   {"drop_membership", IPPROTO_IP, IP_DROP_MEMBERSHIP, OPT_MEMBER,
    IPPROTO_IPV6, IPV6_DROP_MEMBERSHIP},
+  {"inheritable", 0, 0, OPT_INHERIT, 0, 0},
   {NULL, 0, 0, 0, 0, 0}
 };
 
@@ -179,6 +182,28 @@ static int setmif (lua_State *L, Socket *s, const Option *o) {
 }
 
 
+/*
+** inheritable: whether the descriptor survives exec (FD_CLOEXEC clear).
+** Every sockit descriptor starts close-on-exec; a program that hands a
+** socket to a child process it starts sets this to true first.
+*/
+static int inheritable (lua_State *L, Socket *s, int set) {
+  int flags = fcntl(s->fd, F_GETFD);
+  if (flags < 0)
+    return sockit_fail(L, errno, set ? "setoption" : "getoption", "inheritable");
+  if (!set) {
+    lua_pushboolean(L, !(flags & FD_CLOEXEC));
+    return 1;
+  }
+  luaL_checktype(L, 3, LUA_TBOOLEAN);
+  flags = lua_toboolean(L, 3) ? (flags & ~FD_CLOEXEC) : (flags | FD_CLOEXEC);
+  if (fcntl(s->fd, F_SETFD, flags) != 0)
+    return sockit_fail(L, errno, "setoption", "inheritable");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
 int sock_setoption (lua_State *L) {
   Socket *s = sockit_checksocket(L, 1);
   const Option *o = checkoption(L, 2);
@@ -192,6 +217,8 @@ int sock_setoption (lua_State *L) {
       return setmember(L, s, o);
     case OPT_MIF:
       return setmif(L, s, o);
+    case OPT_INHERIT:
+      return inheritable(L, s, 1);
     case OPT_BOOL:
       luaL_checktype(L, 3, LUA_TBOOLEAN);
       ival = lua_toboolean(L, 3);
@@ -240,6 +267,8 @@ int sock_getoption (lua_State *L) {
   if (o->kind == OPT_MEMBER)
     return luaL_argerror(L, 2, lua_pushfstring(L,
                          "option '%s' is write-only", o->name));
+  if (o->kind == OPT_INHERIT)
+    return inheritable(L, s, 0);
   if (o->kind == OPT_LINGER) {
     val = &lg;
     len = sizeof(lg);
