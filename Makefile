@@ -21,11 +21,13 @@ OBJS        = $(patsubst src/%.c,build/%.o,$(SRCS))
 CORE        = sockit/core.so
 # the same core with the poll(2) backend instead of epoll, for the specs
 POLLCORE    = build/poll/sockit/core.so
+# the same core with fault injection compiled in (src/faults.c), for the specs
+FAULTCORE   = build/faults/sockit/core.so
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/?.so;;
 
-.PHONY: all test demo repl install bench clean deps lint
+.PHONY: all test demo repl install bench clean deps lint sanitize valgrind
 
 all: $(CORE)
 
@@ -43,11 +45,31 @@ $(POLLCORE): $(SRCS) $(HDRS)
 	@mkdir -p build/poll/sockit
 	$(CC) $(ALL_CFLAGS) -DSOCKIT_USE_POLL -shared -o $@ $(SRCS)
 
+$(FAULTCORE): $(SRCS) $(HDRS)
+	@mkdir -p build/faults/sockit
+	$(CC) $(ALL_CFLAGS) -DSOCKIT_FAULTS -shared -o $@ $(SRCS)
+
+# the core with AddressSanitizer and UBSan, for make sanitize
+SANCORE     = build/sanitize/sockit/core.so
+SANFLAGS    = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer
+$(SANCORE): $(SRCS) $(HDRS)
+	@mkdir -p build/sanitize/sockit
+	$(CC) -std=gnu11 -fPIC $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -shared -o $@ $(SRCS)
+
+sanitize: deps
+	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(SANCORE)
+	@sh tools/sanitize.sh
+
+valgrind: deps
+	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE)
+	@sh tools/valgrind.sh
+
 deps:
 	@sh tools/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all $(POLLCORE)
+	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE)
 	@sh tools/test.sh
 
 demo: deps

@@ -25,6 +25,7 @@ build = {
             "src/batch.c",
             "src/core.c",
             "src/errors.c",
+            "src/faults.c",
             "src/fdpass.c",
             "src/options.c",
             "src/poller.c",

@@ -28,7 +28,10 @@ describe("packaging", function()
     assert.is_true(H.have("luarocks"), "luarocks is needed")
     local tree = H.tmpdir()
     local elsewhere = H.tmpdir()
-    local out, status = H.sh("cd " .. H.quote(H.root) .. " && luarocks --lua-version=5.4 make --tree="
+    -- the system's PATH: make sanitize puts a wrapper lua5.4 first, and
+    -- luarocks would look for Lua's headers beside it
+    local out, status = H.sh("cd " .. H.quote(H.root) .. " && PATH=/usr/local/bin:/usr/bin:/bin "
+      .. "luarocks --lua-version=5.4 make --tree="
       .. H.quote(tree) .. " rockspec/sockit-scm-1.rockspec 2>&1")
     assert.are.equal(0, status, out)
     -- a clean environment: only the tree's paths, from another directory

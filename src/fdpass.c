@@ -94,7 +94,7 @@ static int sock_sendfds (lua_State *L) {
     memcpy(CMSG_DATA(cm) + sizeof(int) * (size_t)i, &fd, sizeof(int));
   }
   for (;;) {
-    ssize_t n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+    ssize_t n = sk_sendmsg(s->fd, &msg, MSG_NOSIGNAL);
     if (n >= 0) {
       lua_pushinteger(L, (lua_Integer)n);
       return 1;

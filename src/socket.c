@@ -247,7 +247,7 @@ static int sock_accept (lua_State *L) {
   int fd, n;
   for (;;) {
     len = sizeof(ss);
-    fd = accept4(s->fd, (struct sockaddr *)&ss, &len,
+    fd = sk_accept4(s->fd, (struct sockaddr *)&ss, &len,
                  SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0)
       break;
@@ -360,7 +360,7 @@ static int sock_connect (lua_State *L) {
     int n = sockit_toaddr(L, s->family, 2, 0, "connect", &a);
     if (n != 0) return n;
   }
-  if (connect(s->fd, (struct sockaddr *)&a.ss, a.len) == 0) {
+  if (sk_connect(s->fd, (struct sockaddr *)&a.ss, a.len) == 0) {
     s->state = ST_CONNECTED;
     lua_pushboolean(L, 1);
     return 1;
@@ -414,9 +414,9 @@ static int sendloop (lua_State *L, Socket *s, const char *data, size_t len,
                      const Addr *to) {
   double deadline = 0;
   for (;;) {
-    ssize_t n = to ? sendto(s->fd, data, len, MSG_NOSIGNAL,
-                            (const struct sockaddr *)&to->ss, to->len)
-                   : send(s->fd, data, len, MSG_NOSIGNAL);
+    ssize_t n = to ? sk_sendto(s->fd, data, len, MSG_NOSIGNAL,
+                               (const struct sockaddr *)&to->ss, to->len)
+                   : sk_sendto(s->fd, data, len, MSG_NOSIGNAL, NULL, 0);
     if (n >= 0) {
       lua_pushinteger(L, (lua_Integer)n);
       return 1;
@@ -503,7 +503,7 @@ static int sock_sendv (lua_State *L) {
   msg.msg_iov = iov;
   msg.msg_iovlen = (size_t)cnt;
   for (;;) {
-    ssize_t sent = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+    ssize_t sent = sk_sendmsg(s->fd, &msg, MSG_NOSIGNAL);
     if (sent >= 0) {
       lua_pushinteger(L, (lua_Integer)sent);
       return 1;
@@ -556,7 +556,7 @@ static int do_recv (lua_State *L, int from) {
   buf = (want <= sizeof(sc->buf)) ? sc->buf : luaL_buffinitsize(L, &b, want);
   for (;;) {
     sslen = sizeof(ss);
-    n = recvfrom(s->fd, buf, want, stream ? 0 : MSG_TRUNC,
+    n = sk_recvfrom(s->fd, buf, want, stream ? 0 : MSG_TRUNC,
                  from ? (struct sockaddr *)&ss : NULL, from ? &sslen : NULL);
     if (n >= 0)
       break;

@@ -13,6 +13,7 @@
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
+
 #endif
 
 #include <stddef.h>
@@ -37,6 +38,7 @@
 
 #if LUA_VERSION_NUM < 504
 #error "sockit needs Lua 5.4"
+
 #endif
 
 /*
@@ -137,7 +139,37 @@ void sockit_openpoller (lua_State *L);
 void sockit_openfdpass (lua_State *L);
 void sockit_openbatch (lua_State *L);
 void sockit_opensendfile (lua_State *L);
+void sockit_openfaults (lua_State *L);
 int mod_poller (lua_State *L);
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** The system calls that fault injection can hit (faults.c): in a normal
+** build these names are the calls themselves.
+** =======================================================
+*/
+#ifdef SOCKIT_FAULTS
+ssize_t fault_sendto (int fd, const void *buf, size_t len, int flags,
+                      const struct sockaddr *to, socklen_t tolen);
+ssize_t fault_sendmsg (int fd, const struct msghdr *msg, int flags);
+ssize_t fault_recvfrom (int fd, void *buf, size_t len, int flags,
+                        struct sockaddr *from, socklen_t *fromlen);
+int fault_accept4 (int fd, struct sockaddr *sa, socklen_t *len, int flags);
+int fault_connect (int fd, const struct sockaddr *sa, socklen_t len);
+#define sk_sendto    fault_sendto
+#define sk_sendmsg   fault_sendmsg
+#define sk_recvfrom  fault_recvfrom
+#define sk_accept4   fault_accept4
+#define sk_connect   fault_connect
+#else
+#define sk_sendto    sendto
+#define sk_sendmsg   sendmsg
+#define sk_recvfrom  recvfrom
+#define sk_accept4   accept4
+#define sk_connect   connect
+#endif
 /* }====================================================== */
 
 #endif

@@ -15,9 +15,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;;"
-export LUA_CPATH="$root/?.so;;"
+# SOCKIT_CORE: another directory holding sockit/core.so (make sanitize)
+export LUA_CPATH="${SOCKIT_CORE:-$root}/?.so;;"
 
-if [ ! -f "$root/sockit/core.so" ]; then
+if [ ! -f "${SOCKIT_CORE:-$root}/sockit/core.so" ]; then
     echo "test.sh: sockit/core.so is not built (run make first)"
 fi
 

@@ -28,7 +28,10 @@ H.root = find_root()
 H.lua = "lua5.4"
 H.LUA_PATH = H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;"
   .. H.root .. "/spec/?.lua;;"
-H.LUA_CPATH = H.root .. "/?.so;;"
+-- SOCKIT_CORE names another directory holding sockit/core.so (make
+-- sanitize and make valgrind run the same specs on their own builds)
+H.core_dir = os.getenv("SOCKIT_CORE") or H.root
+H.LUA_CPATH = H.core_dir .. "/?.so;;"
 
 -- quote one word for sh
 function H.quote(s)
