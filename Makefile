@@ -27,7 +27,7 @@ FAULTCORE   = build/faults/sockit/core.so
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/?.so;;
 
-.PHONY: all test demo repl install bench clean deps lint sanitize valgrind
+.PHONY: all test demo repl install bench clean deps lint sanitize valgrind fuzz
 
 all: $(CORE)
 
@@ -65,11 +65,26 @@ valgrind: deps
 	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE)
 	@sh tools/valgrind.sh
 
+# libFuzzer over every C parser of untrusted input (fuzz/fuzz_parsers.c)
+FUZZER       = build/fuzz/fuzz_parsers
+FUZZ_RUNS   ?= 1000000
+FUZZ_SECONDS ?= 120
+$(FUZZER): fuzz/fuzz_parsers.c $(SRCS) $(HDRS)
+	@mkdir -p build/fuzz/corpus
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -DSOCKIT_FUZZ -DSOCKIT_FAULTS \
+	  $(WARN) $(LUA_INC) -o $@ fuzz/fuzz_parsers.c $(SRCS) -llua5.4
+
+fuzz: deps $(FUZZER)
+	@mkdir -p build/fuzz/corpus
+	$(FUZZER) -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -timeout=5 \
+	  -print_final_stats=1 build/fuzz/corpus fuzz/seeds
+
 deps:
 	@sh tools/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE)
+	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(FUZZER)
 	@sh tools/test.sh
 
 demo: deps

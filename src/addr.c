@@ -216,6 +216,9 @@ resolve: {  /* a name, or a literal inet_pton does not take ("fe80::1%lo") */
     hints.ai_family = family;
     hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)
                    | (family == AF_INET6 ? AI_V4MAPPED : 0);
+#ifdef SOCKIT_FUZZ
+    hints.ai_flags |= AI_NUMERICHOST;   /* the fuzzer never asks DNS */
+#endif
     snprintf(serv, sizeof(serv), "%d", port);
     rc = getaddrinfo(host, serv, &hints, &res);
     if (rc != 0) {
@@ -313,6 +316,9 @@ int mod_getaddrinfo (lua_State *L) {
     hints.ai_socktype = gai_typevals[luaL_checkoption(L, 4, NULL, gai_types)];
   if (host == NULL)
     hints.ai_flags |= AI_PASSIVE;
+#ifdef SOCKIT_FUZZ
+  hints.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
+#endif
   luaL_argcheck(L, host != NULL || serv != NULL, 1, "host or port expected");
   box = (struct addrinfo **)lua_newuserdatauv(L, sizeof(*box), 0);
   *box = NULL;

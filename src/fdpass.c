@@ -113,17 +113,10 @@ static int sock_sendfds (lua_State *L) {
 
 /* close every descriptor in a received SCM_RIGHTS message */
 static void closeall (struct msghdr *msg) {
-  struct cmsghdr *cm;
-  for (cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-      size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int), i;
-      for (i = 0; i < n; i++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-        sys_close(fd);
-      }
-    }
-  }
+  int fds[SOCKIT_MAXFDS];
+  size_t n = sys_cmsg_fds(msg, fds, SOCKIT_MAXFDS), i;
+  for (i = 0; i < n && i < SOCKIT_MAXFDS; i++)
+    sys_close(fds[i]);
 }
 
 
@@ -144,7 +137,6 @@ static int sock_recvfds (lua_State *L) {
   } ctl;
   struct msghdr msg;
   struct iovec iov;
-  struct cmsghdr *cm;
   luaL_Buffer b;
   char *buf;
   double deadline = 0;
@@ -191,17 +183,14 @@ static int sock_recvfds (lua_State *L) {
     return sockit_failmsg(L, "EOF", "recvfds: end of stream");
   /* from here on nothing may fail before the descriptors are in Lua's
      hands: the table is created first, with room for all of them */
-  luaL_pushresultsize(&b, (size_t)n);
-  lua_createtable(L, 8, 0);
-  for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
-      size_t cnt = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int), i;
-      for (i = 0; i < cnt; i++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-        lua_pushinteger(L, fd);
-        lua_rawseti(L, -2, ++k);
-      }
+  {
+    int fds[SOCKIT_MAXFDS];
+    size_t cnt = sys_cmsg_fds(&msg, fds, SOCKIT_MAXFDS), i;
+    luaL_pushresultsize(&b, (size_t)n);
+    lua_createtable(L, (int)cnt, 0);
+    for (i = 0; i < cnt && i < SOCKIT_MAXFDS; i++) {
+      lua_pushinteger(L, fds[i]);
+      lua_rawseti(L, -2, (lua_Integer)++k);
     }
   }
   return 2;

@@ -80,6 +80,7 @@ int sys_socket (int family, int type, int protocol, int *fd);
 int sys_socketpair (int type, int fds[2]);
 int sys_setnonblock (int fd);
 int sys_close (int fd);
+size_t sys_cmsg_fds (struct msghdr *msg, int *fds, size_t max);
 /* }====================================================== */
 
 

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,6 +123,45 @@ int sys_close (int fd) {
   if (close(fd) != 0 && errno != EINTR)
     return errno;
   return 0;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** Control messages: the descriptors of every SCM_RIGHTS message in
+** 'msg', bounded by what the control buffer really holds (a malformed
+** length never reads past it). Stores up to 'max' into 'fds' and returns
+** how many there were in all.
+** =======================================================
+*/
+size_t sys_cmsg_fds (struct msghdr *msg, int *fds, size_t max) {
+  /* offsets, not pointers: a length near SIZE_MAX must not wrap (found
+     by fuzz/fuzz_parsers.c; glibc's CMSG_NXTHDR adds it to a pointer) */
+  const unsigned char *base = (const unsigned char *)msg->msg_control;
+  size_t ctl = msg->msg_controllen, off = 0, total = 0;
+  if (base == NULL)
+    return 0;
+  while (ctl - off >= sizeof(struct cmsghdr)) {
+    struct cmsghdr h;
+    size_t len, p;
+    memcpy(&h, base + off, sizeof(h));
+    if (h.cmsg_len < CMSG_LEN(0) || h.cmsg_len > ctl - off)
+      break;   /* malformed, or cut short: nothing more to trust */
+    len = h.cmsg_len;
+    if (h.cmsg_level == SOL_SOCKET && h.cmsg_type == SCM_RIGHTS) {
+      for (p = CMSG_LEN(0); len - p >= sizeof(int) && p < len; p += sizeof(int)) {
+        if (total < max)
+          memcpy(&fds[total], base + off + p, sizeof(int));
+        total++;
+      }
+    }
+    if (CMSG_ALIGN(len) > ctl - off)
+      break;
+    off += CMSG_ALIGN(len);
+  }
+  return total;
 }
 
 /* }====================================================== */
