@@ -32,6 +32,7 @@ build = {
             "src/sendfile.c",
             "src/socket.c",
             "src/sys.c",
+            "src/unixfile.c",
          },
          defines = { "_GNU_SOURCE" },
       },

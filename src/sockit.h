@@ -141,6 +141,7 @@ void sockit_openfdpass (lua_State *L);
 void sockit_openbatch (lua_State *L);
 void sockit_opensendfile (lua_State *L);
 void sockit_openfaults (lua_State *L);
+void sockit_openunixfile (lua_State *L);
 int mod_poller (lua_State *L);
 /* }====================================================== */
 
