@@ -21,7 +21,7 @@ local CHILD = PAYLOAD .. [[
 local sockit = require "sockit"
 local network, address, mode, n = ...
 n = tonumber(n)
-local c = assert(sockit.connect(network, address, {timeout = 30}))
+local c = assert(sockit.connect(network, address, {timeout = 30 * (tonumber(os.getenv("SOCKIT_SLOW")) or 1)}))
 if mode == "read" then
   local data, msg = c:read("a")
   if data == payload(n) then io.write("ok ", #data)
@@ -53,11 +53,11 @@ describe("bulk transfers", function()
     it("writes 8 MiB in one call to a reader in another process (" .. network .. ")", function()
       for _, split in ipairs{false, true} do
         local l = keep(assert(sockit.listen(network, address())))
-        l:settimeout(20)
+        l:settimeout(20 * H.slow)
         local h = H.spawn_lua(CHILD, {args = {network, l:addr(), "read", 8 * MiB}})
         local s = assert(l:accept())
         keep(s)
-        s:settimeout(30)
+        s:settimeout(30 * H.slow)
         local data = payload(8 * MiB)
         local t0 = sockit.now()
         if split then   -- several arguments: writev rounds with an offset
@@ -79,10 +79,10 @@ describe("bulk transfers", function()
 
     it("reads 10 MiB with read('a') from a writer in another process (" .. network .. ")", function()
       local l = keep(assert(sockit.listen(network, address())))
-      l:settimeout(20)
+      l:settimeout(20 * H.slow)
       local h = H.spawn_lua(CHILD, {args = {network, l:addr(), "write", 10 * MiB}})
       local s = keep(assert(l:accept()))
-      s:settimeout(30)
+      s:settimeout(30 * H.slow)
       local t0 = sockit.now()
       local data = s:read("a")
       local dt = sockit.now() - t0
@@ -100,10 +100,10 @@ describe("bulk transfers", function()
 
   it("reads lines and counts through a big buffer in linear time", function()
     local l = keep(assert(sockit.listen("tcp4", "127.0.0.1:0")))
-    l:settimeout(20)
+    l:settimeout(20 * H.slow)
     local h = H.spawn_lua(CHILD, {args = {"tcp4", l:addr(), "write", 4 * MiB}})
     local s = keep(assert(l:accept()))
-    s:settimeout(30)
+    s:settimeout(30 * H.slow)
     local t0 = sockit.now()
     local n, i = 0, 0
     for line in s:lines() do

@@ -31,6 +31,10 @@ H.LUA_PATH = H.root .. "/lua/?.lua;" .. H.root .. "/lua/?/init.lua;"
 -- SOCKIT_CORE names another directory holding sockit/core.so (make
 -- sanitize and make valgrind run the same specs on their own builds)
 H.core_dir = os.getenv("SOCKIT_CORE") or H.root
+
+-- how much slower this run is than a plain one (make valgrind sets
+-- SOCKIT_SLOW=10): specs multiply their generous upper bounds by it
+H.slow = tonumber(os.getenv("SOCKIT_SLOW")) or 1
 H.LUA_CPATH = H.core_dir .. "/?.so;;"
 
 -- quote one word for sh
