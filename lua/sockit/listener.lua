@@ -7,6 +7,8 @@ connections are record endpoints, see dgram.lua). opts:
   backlog     listen(2)'s backlog (default SOMAXCONN)
   reuseaddr   SO_REUSEADDR before bind (default true for tcp)
   reuseport   SO_REUSEPORT before bind
+  v6only      IPV6_V6ONLY of an IPv6 socket (default: true for tcp6,
+              false for tcp: "[::]:port" hears IPv4 clients too)
   nodelay     TCP_NODELAY on every accepted conn
   max_line    opts.max_line of every accepted conn
 For unix paths: a stale socket file (nobody bound to it) is replaced, a
@@ -48,6 +50,7 @@ function M.listen (network, address, opts)
     addr.argerror(3, "listen", "opts.backlog must be an integer", 2)
   end
   addr.optfield(opts, "max_line", "number", 3, "listen", 3)
+  addr.optfield(opts, "v6only", "boolean", 3, "listen", 3)
   local sock, msg, code = open.bind(net, host, port, opts)
   if not sock then return nil, msg, code end
   local ok

@@ -5,7 +5,10 @@ Shared by listen, bind and connect's opts.bind:
   * every socket is created with timeout 0 (wait.lua does the waiting);
   * an inet address without a host on "tcp"/"udp" binds the dual-stack
     wildcard [::] (IPv4 clients too), or 0.0.0.0 where there is no IPv6,
-    as Go does; "tcp6"/"udp6" sockets are IPv6 only (v6only);
+    as Go does; "tcp6"/"udp6" sockets are IPv6 only (v6only), other IPv6
+    sockets of "tcp"/"udp" are dual stack ("[::]:80" hears IPv4 too),
+    whatever the system's default (net.ipv6.bindv6only); opts.v6only
+    (true/false), when given, decides instead for every IPv6 socket;
   * a name is resolved and each address tried until one binds;
   * a unix socket file left by a dead process is replaced (see stale).
 ]]
@@ -106,8 +109,10 @@ local function setup (sock, net, c, opts)
   if ok and opts.reuseport then
     ok, msg, code = sock:setoption("reuseport", true)
   end
-  if ok and c.family == "inet6" and (c.dual or net.family == "inet6") then
-    ok, msg, code = sock:setoption("v6only", not c.dual)
+  if ok and c.family == "inet6" then
+    local v6only = opts.v6only
+    if v6only == nil then v6only = (net.family == "inet6") and not c.dual end
+    ok, msg, code = sock:setoption("v6only", v6only)
   end
   return ok, msg, code
 end
@@ -117,7 +122,7 @@ end
 M.bind(net, host, port, opts) -> sock | nil, msg, code     (inet)
 M.bind(net, path, nil, opts)  -> sock | nil, msg, code     (unix)
 A new socket of the network, bound. opts: reuseaddr (default true for
-stream), reuseport.
+stream), reuseport, v6only.
 ]]
 function M.bind (net, host, port, opts)
   if net.unix then
