@@ -40,6 +40,7 @@ build = {
       ["sockit.conn"] = "lua/sockit/conn.lua",
       ["sockit.connect"] = "lua/sockit/connect.lua",
       ["sockit.dgram"] = "lua/sockit/dgram.lua",
+      ["sockit.fdpass"] = "lua/sockit/fdpass.lua",
       ["sockit"] = "lua/sockit/init.lua",
       ["sockit.listener"] = "lua/sockit/listener.lua",
       ["sockit.loop"] = "lua/sockit/loop.lua",

@@ -15,13 +15,14 @@ Every wait goes through sockit.wait; the core socket has timeout 0.
 local M = {}
 
 local addr = require "sockit.addr"
+local fdpass = require "sockit.fdpass"
 local wait = require "sockit.wait"
 
-local error, select, setmetatable, tostring, type =
-  error, select, setmetatable, tostring, type
+local error, pairs, select, setmetatable, tostring, type =
+  error, pairs, select, setmetatable, tostring, type
 local byte, find, match, sub = string.byte, string.find, string.match, string.sub
 local concat, pack, unpack = table.concat, table.pack, table.unpack
-local tointeger = math.tointeger
+local tointeger, math_type = math.tointeger, math.type
 local os_remove = os.remove
 local argerror, format = addr.argerror, addr.format
 local deadline_of, waitfor = wait.deadline, wait.wait
@@ -33,7 +34,8 @@ M.MAX_LINE = 65536         -- the default of opts.max_line
 
 local Conn = {__name = "sockit.conn"}
 Conn.__index = Conn
-M.Conn = Conn              -- the class: later issues add unix methods here
+M.Conn = Conn              -- the class of every conn
+local UnixConn             -- Conn plus sendfds/recvfds/peercred (the end)
 
 
 --[[
@@ -43,17 +45,18 @@ M.new(sock, opts) -> conn
 the caller knows it), path (a socket file to remove when closed).
 ]]
 function M.new (sock, opts)
+  local family = sock:family()
   return setmetatable({
     socket = sock,
     max_line = opts.max_line or M.MAX_LINE,
     _timeout = opts.timeout,
-    _family = sock:family(),
+    _family = family,
     _peer = opts.peer,
     _path = opts.path,
     _buf = "",
     _pos = 1,
     _closed = false,
-  }, Conn)
+  }, family == "unix" and UnixConn or Conn)
 end
 
 
@@ -91,6 +94,20 @@ end
 -- put parts[1..n] back as the buffer (which slow paths have emptied)
 local function putback (self, parts, n)
   self._buf, self._pos = concat(parts, "", 1, n), 1
+end
+
+
+-- up to 'max' buffered bytes, taken out of the buffer; nil if it is empty
+local function frombuffer (self, max)
+  local buf, pos = self._buf, self._pos
+  local have = #buf - pos + 1
+  if have <= 0 then return nil end
+  if have <= max then
+    self._buf, self._pos = "", 1
+    return pos == 1 and buf or sub(buf, pos)
+  end
+  self._pos = pos + max
+  return sub(buf, pos, pos + max - 1)
 end
 
 
@@ -271,26 +288,21 @@ end
 conn:recv([max]) -> 1..max bytes (default 65536): from the buffer if it
 holds any, otherwise from one receive.
 ]]
+-- max of recv/recvfds: a positive integer, default CHUNK
+local function checkmax (max, fname)
+  if max == nil then return CHUNK end
+  local n = tointeger(max)
+  if not n or n <= 0 then
+    argerror(1, fname, "max must be a positive integer", 3)
+  end
+  return n
+end
+
 function Conn:recv (max)
   checkopen(self)
-  if max == nil then
-    max = CHUNK
-  else
-    max = tointeger(max)
-    if not max or max <= 0 then
-      argerror(1, "recv", "max must be a positive integer", 2)
-    end
-  end
-  local buf, pos = self._buf, self._pos
-  local have = #buf - pos + 1
-  if have > 0 then
-    if have <= max then
-      self._buf, self._pos = "", 1
-      return pos == 1 and buf or sub(buf, pos)
-    end
-    self._pos = pos + max
-    return sub(buf, pos, pos + max - 1)
-  end
+  max = checkmax(max, "recv")
+  local buffered = frombuffer(self, max)
+  if buffered then return buffered end
   local data, msg, code = recv1(self, max, deadline_of(self._timeout))
   if not data then return nil, msg, code end
   return data
@@ -403,6 +415,54 @@ function Conn:write (...)
   return self
 end
 
+
+-- a non-negative integer argument, or the default when nil
+local function checkcount (v, n, what, default)
+  if v == nil then return default end
+  if math_type(v) ~= "integer" then
+    v = tointeger(v)
+    if not v then argerror(n, "sendfile", what .. " must be an integer", 3) end
+  end
+  if v < 0 then argerror(n, "sendfile", what .. " must not be negative", 3) end
+  return v
+end
+
+--[[
+conn:sendfile(file, offset, count) -> bytes sent | nil, msg, code, sent
+From a Lua file (io.open) or an integer descriptor to the stream, by
+sendfile(2): the bytes never pass through Lua. 'offset' (default 0) is
+where in the file to start, 'count' (default: to the end of the file)
+how many bytes; the file's own position is neither used nor moved, and
+what Lua has buffered for it is not seen (flush a file you wrote). Loops,
+waiting for room, until 'count' bytes went or the file ended: fewer than
+'count' only at the end of the file. One deadline for the whole call, as
+write. On failure 'sent' says how many bytes had gone.
+]]
+function Conn:sendfile (file, offset, count)
+  checkopen(self)
+  offset = checkcount(offset, 2, "offset", 0)
+  count = checkcount(count, 3, "count", nil)
+  local sock = self.socket
+  local sent, deadline, started = 0, nil, false
+  while count == nil or sent < count do
+    local n, msg, code = sock:sendfile(file, offset + sent,
+                                       count and count - sent)
+    if n then
+      if n == 0 then break end           -- the end of the file
+      sent = sent + n
+    elseif code == "EAGAIN" then
+      if not started then
+        deadline, started = deadline_of(self._timeout), true
+      end
+      local ok, wmsg, wcode = waitfor(sock, "w", deadline)
+      if not ok then return nil, "sendfile: " .. wmsg, wcode, sent end
+    else
+      return nil, msg, code, sent
+    end
+  end
+  return sent
+end
+
 --[[ }===================================================== ]]
 
 
@@ -495,6 +555,80 @@ end
 function Conn:__tostring ()
   local n = #self._buf - self._pos + 1
   return M.describe("conn", self, n > 0 and (" buffered=" .. n) or nil)
+end
+
+--[[ }===================================================== ]]
+
+
+--[[ {=====================================================
+Unix conns: descriptors and credentials (SPEC §4)
+
+A conn on the "unix" network is a Conn with three more methods (a tcp
+conn has none of them: `if conn.sendfds then` tells them apart).
+
+The read buffer and descriptors: the kernel hands descriptors only to a
+receive that asks for them (recvmsg with room for control data); a plain
+receive that takes bytes which carried descriptors makes the kernel close
+them. conn:read and conn:recv take up to 64 KiB at a time, so they can
+swallow a message with descriptors that has already arrived. Use recvfds
+when the buffer is empty, and design the protocol so that it is: the
+peer sends descriptors only after the bytes read before have been
+answered, or every message of the connection is read with recvfds.
+When the buffer does hold bytes, recvfds returns them first (up to max),
+with an empty list and no system call, as recv does: no byte is lost or
+reordered, and the next recvfds receives from the kernel. An empty list
+where descriptors were expected means they were lost to a plain read.
+====================================================== ]]
+
+-- M.derive(class) -> a copy of class, with its own __index, to add to
+function M.derive (class)
+  local c = {}
+  for k, v in pairs(class) do c[k] = v end
+  c.__index = c
+  return c
+end
+
+UnixConn = M.derive(Conn)
+M.UnixConn = UnixConn
+
+
+--[[
+conn:sendfds(data, fd1 [, ...]) -> #data | nil, msg, code, sent
+Sends 'data' (at least one byte) with the descriptors: sockets (core or
+sockit objects' .socket), Lua files (io.open) or integers. Every byte is
+sent, as write does; the descriptors go with the first byte.
+]]
+function UnixConn:sendfds (data, ...)
+  checkopen(self)
+  if type(data) == "number" then data = tostring(data)
+  elseif type(data) ~= "string" then
+    argerror(1, "sendfds", "string expected, got " .. type(data), 2)
+  end
+  return fdpass.send(self, data, ...)
+end
+
+
+--[[
+conn:recvfds(max, maxfds) -> data, {fd, ...} | nil, msg, code
+Bytes buffered by an earlier read come first, with {} (see above).
+Otherwise one receive of 1..max bytes (default 65536) and the
+descriptors that came with them (at most maxfds, default 253; more is
+"EMSGSIZE" and those that came are closed), as integers, close-on-exec:
+the caller's to close, or to adopt with sockit.core.fromfd.
+]]
+function UnixConn:recvfds (max, maxfds)
+  checkopen(self)
+  max = checkmax(max, "recvfds")
+  local buffered = frombuffer(self, max)
+  if buffered then return buffered, {} end
+  return fdpass.recv(self, max, maxfds)
+end
+
+
+-- conn:peercred() -> pid, uid, gid of the peer process (SO_PEERCRED)
+function UnixConn:peercred ()
+  checkopen(self)
+  return fdpass.cred(self)
 end
 
 --[[ }===================================================== ]]

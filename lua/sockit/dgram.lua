@@ -2,8 +2,8 @@
 sockit.dgram — datagram and record endpoints.
 
 sockit.bind(network, address [, opts]) -> endpoint | nil, msg, code
-Networks udp, udp4, udp6, unixgram. opts: reuseaddr, reuseport (as for
-listen; reuseaddr is off by default here). A unix path is handled as by
+Networks udp, udp4, udp6, unixgram. opts: reuseaddr, reuseport, v6only
+(as for listen; reuseaddr is off by default here). A unix path is handled as by
 listen: a stale socket file is replaced, and close() removes the file.
 
 An endpoint has
@@ -21,17 +21,27 @@ The same object is the connected endpoint of sockit.connect("udp"|
 (SOCK_SEQPACKET) keep their boundaries, so they get send/recv rather than
 the byte-stream reads of a conn; recv at the end of the connection is
 nil, msg, "EOF" (an empty record looks the same to the kernel).
+
+SPEC §4 adds, by kind (a method that does not apply is absent, so
+`if ep.sendmany then` tells the kinds apart):
+  udp*, unixgram       ep:sendmany(list [, address]) -> count sent
+                       ep:recvmany(n [, max]) -> {{data, peer}, ...}
+  unixgram, unixpacket ep:sendfds(data, fd...), ep:recvfds(max, maxfds),
+                       ep:peercred()
 ]]
 
 local M = {}
 
 local addr = require "sockit.addr"
 local conn = require "sockit.conn"
+local fdpass = require "sockit.fdpass"
 local open = require "sockit.open"
 local wait = require "sockit.wait"
 
-local error, setmetatable, tostring, type =
-  error, setmetatable, tostring, type
+local error, pairs, select, setmetatable, tostring, type =
+  error, pairs, select, setmetatable, tostring, type
+local sformat = string.format
+local move = table.move
 local tointeger = math.tointeger
 local os_remove = os.remove
 local argerror, format = addr.argerror, addr.format
@@ -40,7 +50,10 @@ local deadline_of, waitfor, pause = wait.deadline, wait.wait, wait.pause
 
 local Endpoint = {__name = "sockit.endpoint"}
 Endpoint.__index = Endpoint
-M.Endpoint = Endpoint
+M.Endpoint = Endpoint      -- the methods every endpoint has
+-- Endpoint plus: batches (udp*); batches and descriptors (unixgram);
+-- descriptors (unixpacket). Made at the end of this file.
+local DgramEndpoint, UnixgramEndpoint, PacketEndpoint
 
 
 --[[
@@ -49,6 +62,8 @@ opts: timeout, peer (address string of a connected endpoint), path (a
 socket file to remove when closed).
 ]]
 function M.new (sock, net, opts)
+  local class = net.type == "seqpacket" and PacketEndpoint
+                or net.unix and UnixgramEndpoint or DgramEndpoint
   return setmetatable({
     socket = sock,
     _net = net,
@@ -57,7 +72,7 @@ function M.new (sock, net, opts)
     _peer = opts.peer,
     _path = opts.path,
     _closed = false,
-  }, Endpoint)
+  }, class)
 end
 
 
@@ -65,6 +80,7 @@ function M.bind (network, address, opts)
   local net = addr.network(network, 1, "bind", 3, "dgram")
   local host, port = addr.parse(net, address, 2, "bind", 3)
   opts = addr.checkopts(opts, 3, "bind", 3)
+  addr.optfield(opts, "v6only", "boolean", 3, "bind", 3)
   local sock, msg, code = open.bind(net, host, port, opts)
   if not sock then return nil, msg, code end
   return M.new(sock, net, {path = net.unix and open.isfile(host) and host
@@ -86,11 +102,11 @@ local function checkdata (data, fname)
 end
 
 
-local function checkmax (max, fname)
+local function checkmax (max, fname, arg)
   if max == nil then return 65536 end
   local n = tointeger(max)
   if not n or n <= 0 then
-    argerror(1, fname, "max must be a positive integer", 3)
+    argerror(arg or 1, fname, "max must be a positive integer", 3)
   end
   return n
 end
@@ -147,15 +163,26 @@ local function recvloop (self, op, max)
 end
 
 
+--[[
+The host, port (or path) of a destination address string; ":port" is
+this machine. 'level': the user's call as seen from here.
+]]
+local function destination (self, address, n, fname, level)
+  local net = self._net
+  local host, port = addr.parse(net, address, n, fname, level + 1)
+  if host == nil and not net.unix then       -- ":port" is this machine
+    host = self._family == "inet6" and "::1" or "127.0.0.1"
+  end
+  return host, port
+end
+M.destination = destination
+
+
 -- ep:sendto(data, address) -> bytes sent | nil, msg, code
 function Endpoint:sendto (data, address)
   checkopen(self)
   data = checkdata(data, "sendto")
-  local net = self._net
-  local host, port = addr.parse(net, address, 2, "sendto", 3)
-  if host == nil and not net.unix then       -- ":port" is this machine
-    host = self._family == "inet6" and "::1" or "127.0.0.1"
-  end
+  local host, port = destination(self, address, 2, "sendto", 3)
   local n, msg, code = sendloop(self, "sendto", data, host, port)
   if not n then return nil, msg, code end
   return n
@@ -252,5 +279,212 @@ Endpoint.__close = Endpoint.close
 function Endpoint:__tostring ()
   return conn.describe("endpoint", self)
 end
+
+
+--[[ {=====================================================
+Batches of datagrams (SPEC §4): sendmmsg / recvmmsg
+====================================================== ]]
+
+local BATCH_MAX = 1024     -- the most one core call takes (UIO_MAXIOV)
+
+--[[
+M.recvbatch(ep, n, max) -> list | nil, msg, code
+The core's recvmany with waiting: up to n datagrams, at least one, as
+the core gives them ({data, host, port} / {data, path}; an oversized one
+is {false, host, port, code = "EMSGSIZE", message = ...}). serve uses
+this directly, to answer with the host and port it already has.
+]]
+function M.recvbatch (self, n, max)
+  local sock = self.socket
+  local deadline, started = nil, false
+  while true do
+    local list, msg, code = sock:recvmany(n, max)
+    if list then return list end
+    if code ~= "EAGAIN" then return nil, msg, code end
+    if not started then deadline, started = deadline_of(self._timeout), true end
+    local ok, wmsg, wcode = waitfor(sock, "r", deadline)
+    if not ok then return nil, "recvmany: " .. wmsg, wcode end
+  end
+end
+
+
+-- items[i..] as one core call takes them: at most BATCH_MAX, from 1
+local function slice (items, i, total)
+  local j = i + BATCH_MAX - 1
+  if j > total then j = total end
+  if i == 1 and j == total then return items end
+  return move(items, i, j, 1, {})
+end
+
+--[[
+M.sendbatch(ep, items, host, port, paced) -> #items | nil, msg, code, sent
+The core's sendmany with waiting, for any number of items (1024 per
+call). 'items' as the core takes them: strings (to host, port or path,
+or to the connected peer) and {data, host, port} / {data, path} tables.
+The kernel may take part of a batch (a full socket buffer): the next
+call goes on from the first datagram not sent. On failure, 'sent' is the
+count that went, so items[sent + 1] is the one that failed. 'paced': a
+unix datagram socket sending to addresses cannot poll for room (see
+sendloop), so it pauses instead.
+]]
+function M.sendbatch (self, items, host, port, paced)
+  local sock = self.socket
+  local total, sent = #items, 0
+  local part, first = nil, 0
+  local deadline, started, delay = nil, false, 0.001
+  while sent < total do
+    if first ~= sent + 1 then part, first = slice(items, sent + 1, total), sent + 1 end
+    local n, msg, code = sock:sendmany(part, host, port)
+    if n then
+      sent = sent + n
+    elseif code == "EAGAIN" then
+      if not started then deadline, started = deadline_of(self._timeout), true end
+      local ok, wmsg, wcode
+      if paced then
+        ok, wmsg, wcode = pause(deadline, delay)
+        if delay < 0.05 then delay = delay * 2 end
+      else
+        ok, wmsg, wcode = waitfor(sock, "w", deadline)
+      end
+      if not ok then return nil, "sendmany: " .. wmsg, wcode, sent end
+    else
+      return nil, msg, code, sent
+    end
+  end
+  return total
+end
+
+
+local Batch = {}           -- the methods of udp* and unixgram endpoints
+
+--[[
+ep:recvmany(n [, max]) -> {{data, peer}, ...} | nil, msg, code
+Waits (per the timeout) for one datagram, then takes every one that is
+queued, up to n (1..1024), in one system call; 'peer' is the sender's
+address string, as recvfrom gives it. A datagram longer than max
+(default 65536) is not cut: its entry is {false, peer, code =
+"EMSGSIZE", message = "recvmany: datagram of N bytes is longer than max
+M"}, and the others are still there.
+]]
+function Batch:recvmany (n, max)
+  checkopen(self)
+  local k = tointeger(n)
+  if not k or k < 1 or k > BATCH_MAX then
+    argerror(1, "recvmany", "n must be an integer from 1 to 1024", 2)
+  end
+  max = checkmax(max, "recvmany", 2)
+  local list, msg, code = M.recvbatch(self, k, max)
+  if not list then return nil, msg, code end
+  local family = self._family
+  for i = 1, #list do
+    local e = list[i]
+    e[2], e[3] = format(family, e[2], e[3]), nil
+  end
+  return list
+end
+
+
+--[[
+ep:sendmany(list [, address]) -> #list | nil, msg, code, sent
+Sends the datagrams of 'list' in order, 1024 per system call. An item
+is a string (or number), sent to 'address' or, without one, to the
+connected peer; or a table {data, address} with its own destination
+({data} alone: as a string). The count is #list once all went; on
+failure 'sent' says how many did (list[sent + 1] is the one that
+failed). Addresses are parsed once per call, however many items share
+one.
+]]
+function Batch:sendmany (list, address)
+  checkopen(self)
+  if type(list) ~= "table" then
+    argerror(1, "sendmany", "table expected, got " .. type(list), 2)
+  end
+  local host, port
+  if address ~= nil then host, port = destination(self, address, 2, "sendmany", 3) end
+  local items, parsed, addressed = list, nil, host ~= nil
+  for i = 1, #list do
+    local v = list[i]
+    local t = type(v)
+    if t ~= "string" then
+      if items == list then items = move(list, 1, i - 1, 1, {}) end
+      if t == "number" then
+        v = tostring(v)
+      elseif t == "table" then
+        local data, a = v[1], v[2]
+        if type(data) == "number" then data = tostring(data)
+        elseif type(data) ~= "string" then
+          argerror(1, "sendmany", sformat("item %d: string expected at [1], got %s",
+                                          i, type(data)), 2)
+        end
+        if a == nil then
+          v = data
+        else
+          parsed = parsed or {}
+          local d = parsed[a]
+          if not d then
+            d = {destination(self, a, 1, "sendmany", 3)}
+            parsed[a] = d
+          end
+          v = {data, d[1], d[2]}
+          addressed = true
+        end
+      else
+        argerror(1, "sendmany", sformat("item %d is a %s, string or table expected",
+                                        i, t), 2)
+      end
+    end
+    if items ~= list then items[i] = v end
+  end
+  return M.sendbatch(self, items, host, port,
+                     self._family == "unix" and addressed)
+end
+
+--[[ }===================================================== ]]
+
+
+--[[ {=====================================================
+Descriptors and credentials (SPEC §4), for unixgram and unixpacket.
+A unixgram endpoint sends descriptors only to its connected peer
+(sockit.connect("unixgram", path)); one made by sockit.bind receives them.
+====================================================== ]]
+
+local Fds = {}
+
+-- ep:sendfds(data, fd1 [, ...]) -> #data: one datagram or record with them
+function Fds:sendfds (data, ...)
+  checkopen(self)
+  data = checkdata(data, "sendfds")
+  return fdpass.send(self, data, ...)
+end
+
+-- ep:recvfds(max, maxfds) -> data, {fd, ...}: one datagram or record
+function Fds:recvfds (max, maxfds)
+  checkopen(self)
+  max = checkmax(max, "recvfds")
+  return fdpass.recv(self, max, maxfds)
+end
+
+-- ep:peercred() -> pid, uid, gid (unixpacket; "ENOTCONN" for unixgram)
+function Fds:peercred ()
+  checkopen(self)
+  return fdpass.cred(self)
+end
+
+--[[ }===================================================== ]]
+
+
+local function class (...)
+  local c = conn.derive(Endpoint)
+  for i = 1, select("#", ...) do
+    for k, v in pairs((select(i, ...))) do c[k] = v end
+  end
+  return c
+end
+
+DgramEndpoint = class(Batch)
+UnixgramEndpoint = class(Batch, Fds)
+PacketEndpoint = class(Fds)
+M.DgramEndpoint, M.UnixgramEndpoint, M.PacketEndpoint =
+  DgramEndpoint, UnixgramEndpoint, PacketEndpoint
 
 return M

@@ -178,6 +178,20 @@ local function ensure_registered (sock, fd)
 end
 
 --[[
+A task may ask to be told just before it parks (M.before_park): a UDP
+server sends the replies it has queued before its handler sleeps. The
+hook is off while it runs, so a park it causes itself does not call it.
+]]
+local function before_park (task)
+  local fn = task.before_park
+  if fn then
+    task.before_park = nil
+    fn()
+    task.before_park = fn
+  end
+end
+
+--[[
 The hook of wait.wait: park the running task until 'sock' is ready for
 'events' or 'deadline' passes. Returns false ("not in a task") when the
 caller is not a task of this loop, so that wait.wait blocks instead.
@@ -185,6 +199,7 @@ caller is not a task of this loop, so that wait.wait blocks instead.
 local function park (sock, events, deadline)
   local task = tasks[co_running()]
   if not task then return false end
+  if task.before_park then before_park(task) end
   if sock then
     local fd = sock:fileno()
     if events ~= "w" then
@@ -420,6 +435,7 @@ nil, "timed out", "ETIMEDOUT" at the deadline.
 function M.suspend (deadline)
   local task = tasks[co_running()]
   if not task then error("sockit: suspend outside a task", 2) end
+  if task.before_park then before_park(task) end
   if deadline then timer_add(task.timer, deadline) end
   task.parked = true
   co_yield(PARK)
@@ -431,6 +447,19 @@ end
 
 function M.resume (task)
   wake(task, "ready")
+end
+
+--[[
+M.before_park(fn) -> the previous fn: the running task calls fn() each
+time just before it parks (waits for a socket, a timer or a resume);
+nil stops it. Outside a task it raises.
+]]
+function M.before_park (fn)
+  local task = tasks[co_running()]
+  if not task then error("sockit: before_park outside a task", 2) end
+  local old = task.before_park
+  task.before_park = fn
+  return old
 end
 
 -- }======================================================

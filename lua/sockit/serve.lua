@@ -6,7 +6,8 @@ serve(network, address, handler, opts) listens (stream networks) or binds
 accepted connection gets its own task running handler(conn, peer); the
 conn is closed when the handler returns or raises. For a datagram network
 the receive task calls handler(data, peer, endpoint) for each datagram, in
-turn (a handler that blocks delays the next datagram, as a Go read loop).
+turn (a handler that blocks delays the next datagram, as a Go read loop);
+it takes them in batches, and sends the replies in batches (see below).
 
 opts: what listen/bind take, plus
   max_connections  at the limit, stop accepting until a connection ends
@@ -14,18 +15,22 @@ opts: what listen/bind take, plus
   timeout          seconds a connection may be idle: every read or write
                    that waits longer fails with "ETIMEDOUT"
   on_error(err, peer)  called when a handler raises (default: stderr)
+  max_datagram     datagram servers: the longest datagram taken whole
+                   (default 65536; a longer one is reported and dropped)
 ]]
 
 local M = {}
 
 local loop = require "sockit.loop"
 local addr = require "sockit.addr"
+local dgram = require "sockit.dgram"
 
 local traceback = debug.traceback
 local xpcall, pcall, type, tostring, setmetatable, error =
   xpcall, pcall, type, tostring, setmetatable, error
 local io_stderr = io.stderr
 local math_min, math_max = math.min, math.max
+local move = table.move
 
 local Server = {}
 Server.__index = Server
@@ -50,6 +55,7 @@ Connections already accepted go on until their handlers end.
 function Server:close ()
   if self.closed then return true end
   self.closed = true
+  if self.endpoint then self:flush() end   -- replies queued before the close
   local obj = self.listener or self.endpoint
   obj:close()   -- wakes the accept task, which then ends
   if self.waiting then loop.resume(self.waiting) end
@@ -130,22 +136,136 @@ local function accept_loop (server, handler)
   end
 end
 
+--[[ {=====================================================
+Datagram servers, in batches
+
+The receive task takes up to BATCH datagrams per system call (recvmany)
+and calls the handler for each, in order. The handler's endpoint is a
+proxy of the server's: its sendto, called by the handler during a batch,
+queues the reply (and returns #data: a queued send cannot know better),
+and the queue goes out in one sendmany
+
+  * when the batch is done, and
+  * just before the receive task waits for anything (loop.before_park):
+    a handler that sleeps or waits does not hold back earlier replies.
+
+Replies keep their order. A reply that fails is reported (on_error or
+stderr) with the peer it was for; the others still go. A sendto from any
+other task, or outside a batch, is the endpoint's own, sent at once.
+Every other method of the proxy is the endpoint's. The peers of the
+batch keep the host and port the kernel gave, so the usual reply to the
+sender is not parsed back from its address string.
+====================================================== ]]
+
+local BATCH = 64
+
+--[[
+server:flush(): send the queued replies now; failures are reported.
+The queue is taken first, so replies queued meanwhile (while this waits
+for room) go out with the next flush.
+]]
+function Server:flush ()
+  local queue, n = self.queue, self.nqueued
+  if n == 0 then return end
+  self.queue, self.nqueued = {}, 0
+  local ep = self.endpoint
+  if ep._closed then
+    report(self, "sendmany: the endpoint was closed with " .. n ..
+           " replies unsent", "-")
+    return
+  end
+  local paced = ep._family == "unix"       -- to addresses: see dgram.lua
+  local first = 1
+  while first <= n do
+    local part = first == 1 and queue or move(queue, first, n, 1, {})
+    local ok, msg, _, sent = dgram.sendbatch(ep, part, nil, nil, paced)
+    if ok then break end
+    local bad = part[sent + 1]             -- the reply that failed: skip it
+    report(self, msg, addr.format(ep._family, bad[2], bad[3]))
+    first = first + sent + 1
+  end
+end
+
+-- the endpoint the handler gets: sendto queues during a batch
+local function proxy (server, ep)
+  local p = {socket = ep.socket}
+  function p.sendto (self, data, address)
+    if not server.batching or loop.current() ~= server.task
+       or ep._closed then                  -- (the endpoint's sendto raises)
+      if self == p then self = ep end
+      return ep.sendto(self, data, address)
+    end
+    if type(data) == "number" then data = tostring(data)
+    elseif type(data) ~= "string" then
+      addr.argerror(1, "sendto", "string expected, got " .. type(data), 2)
+    end
+    local host, port
+    local e = server.peers[address]
+    if e then host, port = e[2], e[3]
+    else host, port = dgram.destination(ep, address, 2, "sendto", 3) end
+    local n = server.nqueued + 1
+    server.queue[n] = {data, host, port}
+    server.nqueued = n
+    return #data
+  end
+  function p.close ()
+    server:flush()
+    return ep:close()
+  end
+  return setmetatable(p, {
+    -- any other method: the endpoint's own, called on the endpoint
+    __index = function (_, k)
+      local v = ep[k]
+      if type(v) ~= "function" then return v end
+      local f = function (self, ...)
+        if self == p then self = ep end
+        return v(self, ...)
+      end
+      p[k] = f
+      return f
+    end,
+    __tostring = function () return tostring(ep) end,
+    __name = "sockit.endpoint",
+  })
+end
+
 local function receive_loop (server, handler)
   local ep = server.endpoint
+  local family = ep._family
   local max = server.max_datagram
+  local reply = proxy(server, ep)
+  server.queue, server.nqueued = {}, 0
+  loop.before_park(function () server:flush() end)
   while not server.closed do
-    local data, peer, code = ep:recvfrom(max)
-    if data then
-      local ok, err = xpcall(handler, traceback, data, peer, ep)
-      if not ok then report(server, err, peer) end
+    local list, msg, code = dgram.recvbatch(ep, BATCH, max)
+    if list then
+      local peers = {}
+      server.peers, server.batching = peers, true
+      for i = 1, #list do
+        local e = list[i]
+        local peer = addr.format(family, e[2], e[3])
+        if e[1] then
+          peers[peer] = e
+          local ok, err = xpcall(handler, traceback, e[1], peer, reply)
+          if not ok then report(server, err, peer) end
+        else
+          report(server, e.message, peer)  -- longer than max_datagram
+        end
+        if server.closed then break end
+      end
+      server.batching = false
+      server:flush()
     elseif server.closed or code == "EBADF" then
       break
     elseif code ~= "ECONNREFUSED" and code ~= "EAGAIN" then
       -- (an ICMP error from an earlier send says nothing of this server)
-      report(server, "recvfrom: " .. tostring(peer), "-")
+      report(server, msg, "-")
     end
   end
+  loop.before_park(nil)
 end
+
+--[[ }===================================================== ]]
 
 --[[
 M.serve(sockit, network, address, handler, opts) -> server | nil, msg, code

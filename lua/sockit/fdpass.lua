@@ -1,0 +1,100 @@
+--[[
+sockit.fdpass — what only unix sockets do, for the Lua layer (SPEC §4):
+pass descriptors (SCM_RIGHTS) and ask who the peer is (SO_PEERCRED).
+
+conn.lua and dgram.lua build their unix classes from these. Each
+function takes the object (conn or endpoint) after its own checks: the
+core socket has timeout 0, so every call here is "try, and on EAGAIN
+wait through sockit.wait", as everywhere else in the Lua layer.
+
+On a byte stream the kernel attaches the descriptors to the first byte
+that sendmsg takes. A short send therefore still delivered them; the rest
+of the data follows as plain bytes, under the same deadline.
+]]
+
+local M = {}
+
+local wait = require "sockit.wait"
+
+local deadline_of, waitfor = wait.deadline, wait.wait
+
+
+--[[
+M.send(obj, data, ...) -> #data | nil, msg, code, sent
+'data' a string; '...' the descriptors (sockets, Lua files, integers),
+checked by the core. Everything is sent, or the failure says how many
+bytes went (as conn:write does).
+]]
+function M.send (obj, data, ...)
+  local sock = obj.socket
+  local deadline, started = nil, false
+  local n, msg, code
+  while true do
+    n, msg, code = sock:sendfds(data, ...)
+    if n then break end
+    if code ~= "EAGAIN" then return nil, msg, code, 0 end
+    if not started then deadline, started = deadline_of(obj._timeout), true end
+    local ok, wmsg, wcode = waitfor(sock, "w", deadline)
+    if not ok then return nil, "sendfds: " .. wmsg, wcode, 0 end
+  end
+  local len = #data
+  while n < len do                  -- a stream took part: send the rest
+    local k
+    k, msg, code = sock:send(data, n + 1)
+    if k then
+      n = n + k
+    elseif code == "EAGAIN" then
+      if not started then deadline, started = deadline_of(obj._timeout), true end
+      local ok, wmsg, wcode = waitfor(sock, "w", deadline)
+      if not ok then return nil, "send: " .. wmsg, wcode, n end
+    else
+      return nil, msg, code, n
+    end
+  end
+  return len
+end
+
+
+--[[
+M.recv(obj, max, maxfds) -> data, {fd, ...} | nil, msg, code
+One receive (a record on dgram/seqpacket, 1..max bytes on a stream)
+with the descriptors that came with it, as integers (close-on-exec,
+the caller's to close or to adopt with core.fromfd). More descriptors
+than maxfds: "EMSGSIZE", and the core has closed those that came.
+]]
+function M.recv (obj, max, maxfds)
+  local sock = obj.socket
+  local deadline, started = nil, false
+  while true do
+    local data, fds, code = sock:recvfds(max, maxfds)
+    if data then return data, fds end
+    if code ~= "EAGAIN" then return nil, fds, code end
+    if not started then deadline, started = deadline_of(obj._timeout), true end
+    local ok, wmsg, wcode = waitfor(sock, "r", deadline)
+    if not ok then return nil, "recvfds: " .. wmsg, wcode end
+  end
+end
+
+
+-- what SO_PEERCRED says when the kernel recorded no credentials
+local NOBODY = 4294967295           -- (uid_t)-1
+
+--[[
+M.cred(obj) -> pid, uid, gid | nil, msg, code
+Linux records the peer's credentials when a stream or seqpacket socket
+connects, and for socketpair(); a unix datagram socket connected with
+connect(2), or one not connected, has none: the kernel answers pid 0,
+uid and gid -1, which is "ENOTCONN" here rather than a fake user.
+(A pid of 0 alone is real: a peer in a pid namespace we cannot see.)
+]]
+function M.cred (obj)
+  local pid, uid, gid = obj.socket:getpeercred()
+  if not pid then return nil, uid, gid end
+  if pid == 0 and uid == NOBODY and gid == NOBODY then
+    return nil, "peercred: the kernel has no credentials for this peer "
+                .. "(a unix datagram socket, or not connected)", "ENOTCONN"
+  end
+  return pid, uid, gid
+end
+
+return M
