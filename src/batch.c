@@ -97,7 +97,10 @@ static int sock_sendmany (lua_State *L) {
   }
   lua_settop(L, 2);
   b = getbatch(L, (size_t)n, 0);
-  luaL_checkstack(L, (int)n + 8, "too many datagrams");
+  /* each item keeps up to two values on the stack until the send (a
+     table and its data string) and pushes two more (host, port) while
+     it is read: n + 8 overflowed the stack with table items */
+  luaL_checkstack(L, 2 * (int)n + 8, "too many datagrams");
   for (i = 0; i < n; i++) {
     struct msghdr *h = &b->mm[i].msg_hdr;
     size_t len;
