@@ -167,7 +167,10 @@ static int sock_recvfds (lua_State *L) {
       return sockit_fail(L, err, "recvfds", NULL);
     }
   }
-  if (msg.msg_flags & MSG_CTRUNC) {
+  /* CMSG_SPACE rounds up to the alignment, so an odd maxfds leaves room
+     for one more descriptor: that one is too many as well */
+  if ((msg.msg_flags & MSG_CTRUNC)
+      || sys_cmsg_fds(&msg, NULL, 0) > (size_t)maxfds) {
     closeall(&msg);
     return sockit_failmsg(L, "EMSGSIZE",
              "recvfds: more descriptors arrived than maxfds (%I); "
