@@ -40,7 +40,7 @@ local wait = require "sockit.wait"
 
 local error, pairs, select, setmetatable, tostring, type =
   error, pairs, select, setmetatable, tostring, type
-local sformat = string.format
+local match, sformat = string.match, string.format
 local move = table.move
 local tointeger = math.tointeger
 local os_remove = os.remove
@@ -337,6 +337,7 @@ function M.sendbatch (self, items, host, port, paced)
     local n, msg, code = sock:sendmany(part, host, port)
     if n then
       sent = sent + n
+      delay = 0.001                        -- progress: the next pause is short
     elseif code == "EAGAIN" then
       if not started then deadline, started = deadline_of(self._timeout), true end
       local ok, wmsg, wcode
@@ -348,6 +349,13 @@ function M.sendbatch (self, items, host, port, paced)
       end
       if not ok then return nil, "sendmany: " .. wmsg, wcode, sent end
     else
+      -- the core names the common address (or none): name the item's own
+      local bad = items[sent + 1]
+      if type(bad) == "table" then
+        msg = "sendmany " .. format(self._family, bad[2], bad[3]) .. ": "
+              .. (match(msg, "^sendmany: (.*)$") or match(msg, "^sendmany .-: (.*)$")
+                  or msg)
+      end
       return nil, msg, code, sent
     end
   end
