@@ -1,0 +1,105 @@
+-- spec/beyond_dualstack_spec.lua — SPEC §4 dual-stack listeners: one
+-- IPv6 socket on "[::]:port" with v6only = false serves IPv4 clients
+-- (seen as plain "127.0.0.1:P") and IPv6 clients; v6only = true does not.
+
+local sockit = require "sockit"
+local H = require "support.helpers"
+local B = require "support.beyond"
+
+local v6, v6why = H.have_ipv6()
+
+describe("dual-stack listeners and endpoints", function()
+  local objs = {}
+  local function keep(o) objs[#objs + 1] = o; return o end
+  local fds_before
+  setup(B.warm_loop)
+  before_each(function() fds_before = B.count_fds() end)
+  after_each(function()
+    for _, o in ipairs(objs) do o:close() end
+    objs = {}
+    assert.equal(fds_before, B.count_fds(), "descriptors leaked")
+  end)
+
+  it("tcp '[::]:0' with v6only = false accepts 127.0.0.1 and ::1 clients", function()
+    if not v6 then pending("no IPv6: " .. tostring(v6why)) return end
+    local l = keep(assert(sockit.listen("tcp", "[::]:0", {v6only = false})))
+    assert.is_false(l.socket:getoption("v6only"))
+    local port = l:addr():match("^%[::%]:(%d+)$")
+    assert.is_truthy(port, l:addr())
+    local seen = {}
+    sockit.spawn(function()
+      for _ = 1, 2 do
+        local c, peer = assert(l:accept())
+        c:settimeout(5)
+        seen[#seen + 1] = peer
+        assert(c:write("hello ", peer, "\n"))
+        c:close()
+      end
+    end)
+    local replies = {}
+    for i, addr in ipairs{"127.0.0.1:" .. port, "[::1]:" .. port} do
+      sockit.spawn(function()
+        sockit.sleep(0.02 * i)                    -- one after the other
+        local c = assert(sockit.connect("tcp", addr, {timeout = 5}))
+        replies[i] = {c:addr(), assert(c:read("l"))}
+        c:close()
+      end)
+    end
+    sockit.run()
+    assert.matches("^127%.0%.0%.1:%d+$", seen[1])  -- plain IPv4, not ::ffff:
+    assert.matches("^%[::1%]:%d+$", seen[2])
+    assert.same({seen[1], "hello " .. seen[1]}, replies[1])
+    assert.same({seen[2], "hello " .. seen[2]}, replies[2])
+  end)
+
+  it("v6only = true refuses IPv4; tcp6 may be made dual stack on purpose", function()
+    if not v6 then pending("no IPv6: " .. tostring(v6why)) return end
+    local l = keep(assert(sockit.listen("tcp", "[::]:0", {v6only = true})))
+    assert.is_true(l.socket:getoption("v6only"))
+    local port = l:addr():match(":(%d+)$")
+    local msg, code = H.fails(sockit.connect("tcp4", "127.0.0.1:" .. port, {timeout = 5}))
+    assert.equal("ECONNREFUSED", code)
+    assert.equal("connect 127.0.0.1:" .. port .. ": Connection refused", msg)
+    keep(assert(sockit.connect("tcp6", "[::1]:" .. port, {timeout = 5})))
+    keep(assert(l:accept()))
+    -- the defaults: tcp6 is IPv6 only, tcp on [::] is dual stack
+    local l6 = keep(assert(sockit.listen("tcp6", "[::]:0")))
+    assert.is_true(l6.socket:getoption("v6only"))
+    local l6d = keep(assert(sockit.listen("tcp6", "[::]:0", {v6only = false})))
+    assert.is_false(l6d.socket:getoption("v6only"))
+    local ld = keep(assert(sockit.listen("tcp", "[::]:0")))
+    assert.is_false(ld.socket:getoption("v6only"))
+    keep(assert(sockit.connect("tcp4", "127.0.0.1:" .. ld:addr():match(":(%d+)$"),
+                               {timeout = 5})))
+    local s, peer = assert(ld:accept())
+    keep(s)
+    assert.matches("^127%.0%.0%.1:%d+$", peer)
+    -- an IPv4 address has no v6only to set: the option is ignored there
+    local l4 = keep(assert(sockit.listen("tcp", "127.0.0.1:0", {v6only = true})))
+    assert.equal("inet", l4.socket:family())
+  end)
+
+  it("udp '[::]:0' with v6only = false: IPv4 and IPv6 senders, answered", function()
+    if not v6 then pending("no IPv6: " .. tostring(v6why)) return end
+    local ep = keep(assert(sockit.bind("udp", "[::]:0", {v6only = false})))
+    assert.is_false(ep.socket:getoption("v6only"))
+    ep:settimeout(5)
+    local port = ep:addr():match(":(%d+)$")
+    local c4 = keep(assert(sockit.connect("udp4", "127.0.0.1:" .. port, {timeout = 5})))
+    local c6 = keep(assert(sockit.connect("udp6", "[::1]:" .. port, {timeout = 5})))
+    assert(c4:send("four")); assert(c6:send("six"))
+    local list = assert(ep:recvmany(4))
+    if #list < 2 then list[2] = assert(ep:recvmany(4))[1] end
+    assert.same({{"four", c4:addr()}, {"six", c6:addr()}}, list)
+    assert.equal(2, ep:sendmany({{"to four", list[1][2]}, {"to six", list[2][2]}}))
+    assert.equal("to four", c4:recv())
+    assert.equal("to six", c6:recv())
+  end)
+
+  it("raises for a v6only that is not a boolean", function()
+    assert.equal("bad argument #3 to 'listen' (opts.v6only must be a boolean, got string)",
+                 H.raises(sockit.listen, "tcp", "[::]:0", {v6only = "no"}))
+    assert.equal("bad argument #3 to 'bind' (opts.v6only must be a boolean, got number)",
+                 H.raises(sockit.bind, "udp", "[::]:0", {v6only = 0}))
+  end)
+end)

@@ -1,0 +1,179 @@
+-- spec/beyond_multicast_spec.lua — SPEC §4 multicast options, on the
+-- loopback only: the sender names lo as its multicast interface, the
+-- receivers join on lo. A socket that joined hears the group; one bound
+-- to the same port that did not join hears nothing (the core turns
+-- IP_MULTICAST_ALL off). Skipped, with the reason, only where the machine
+-- cannot route multicast on lo.
+
+local sockit = require "sockit"
+local core = sockit.core
+local H = require "support.helpers"
+local B = require "support.beyond"
+
+local pid = H.pid()
+local GROUP4 = ("239.255.%d.%d"):format(pid // 250 % 250, pid % 250 + 1)
+local GROUP6 = ("ff12::50c:%x"):format(pid % 65536)
+
+-- a socket of family bound to the wildcard at port (0: any), reuseaddr
+local function member(family, port)
+  local s = assert(core.socket(family, "dgram"))
+  assert(s:setoption("reuseaddr", true))
+  assert(s:bind(family == "inet" and "0.0.0.0" or "::", port or 0))
+  s:settimeout(2)
+  local _, p = s:getsockname()
+  return s, p
+end
+
+--[[
+Can this machine deliver multicast of 'family' on lo? Tries it: a member
+joins on lo, a sender sends there. Returns true, or false and why.
+]]
+local function loopback_multicast(family, group)
+  local iface = family == "inet" and "127.0.0.1" or "lo"
+  local r, port = member(family)
+  local ok, msg = r:setoption("add_membership", {group, family == "inet" and iface or "lo"})
+  if not ok then
+    r:close()
+    return false, "cannot join " .. group .. " on lo: " .. msg
+  end
+  local s = assert(core.socket(family, "dgram"))
+  assert(s:setoption("multicast_if", iface))
+  local n
+  n, msg = s:sendto("probe", group, port)
+  local why
+  if not n then
+    why = "no multicast route on lo (" .. msg .. ")"
+  else
+    r:settimeout(0.5)
+    local data
+    data, msg = r:recvfrom()
+    if data ~= "probe" then why = "lo does not deliver multicast (" .. tostring(msg) .. ")" end
+  end
+  r:close(); s:close()
+  if why then return false, why end
+  return true
+end
+
+
+describe("multicast on the loopback", function()
+  local fds_before
+  setup(B.warm_loop)
+  before_each(function() fds_before = B.count_fds() end)
+  after_each(function()
+    assert.equal(fds_before, B.count_fds(), "descriptors leaked")
+  end)
+
+  it("IPv4: options read back what was set", function()
+    local s = assert(core.socket("inet", "dgram"))
+    assert.is_true(s:getoption("multicast_loop"))       -- the kernel's default
+    assert.equal(1, s:getoption("multicast_ttl"))
+    assert.equal("0.0.0.0", s:getoption("multicast_if"))
+    assert.is_true(s:setoption("multicast_loop", false))
+    assert.is_false(s:getoption("multicast_loop"))
+    assert.is_true(s:setoption("multicast_ttl", 4))
+    assert.equal(4, s:getoption("multicast_ttl"))
+    assert.is_true(s:setoption("multicast_if", "127.0.0.1"))
+    assert.equal("127.0.0.1", s:getoption("multicast_if"))
+    assert.is_true(s:setoption("multicast_if", "lo"))   -- a name works too
+    assert.matches("is not an IPv4 group address",
+                   H.raises(s.setoption, s, "add_membership", "nonsense"))
+    assert.matches("option 'add_membership' is write%-only",
+                   H.raises(s.getoption, s, "add_membership"))
+    local msg, code = H.fails(s:setoption("multicast_if", "nosuchif0"))
+    assert.equal("ENODEV", code)
+    assert.equal("setoption multicast_if: No such device", msg)
+    s:close()
+  end)
+
+  it("IPv4: a joined socket hears the group, a non-joined one on the same port does not", function()
+    local ok, why = loopback_multicast("inet", GROUP4)
+    if not ok then pending(why) return end
+    local joined, port = member("inet")
+    local other = member("inet", port)
+    assert.is_true(joined:setoption("add_membership", {GROUP4, "127.0.0.1"}))
+    local s = assert(core.socket("inet", "dgram"))
+    assert(s:bind("127.0.0.1", 0))
+    local _, sport = s:getsockname()
+    assert(s:setoption("multicast_if", "127.0.0.1"))
+    assert(s:setoption("multicast_loop", true))
+    assert.equal(5, s:sendto("hello", GROUP4, port))
+    assert.same({"hello", "127.0.0.1", sport}, {joined:recvfrom()})
+    other:settimeout(0.3)
+    local msg, code = H.fails(other:recvfrom())
+    assert.equal("ETIMEDOUT", code)
+    assert.equal("recvfrom: timed out", msg)
+    -- after drop_membership the group is not heard any more
+    assert.is_true(joined:setoption("drop_membership", {GROUP4, "127.0.0.1"}))
+    assert.equal(5, s:sendto("again", GROUP4, port))
+    joined:settimeout(0.3)
+    assert.equal("ETIMEDOUT", select(3, joined:recvfrom()))
+    msg, code = H.fails(joined:setoption("drop_membership", {GROUP4, "127.0.0.1"}))
+    assert.equal("EADDRNOTAVAIL", code)
+    assert.equal("setoption drop_membership " .. GROUP4 .. ": Cannot assign requested address", msg)
+    joined:close(); other:close(); s:close()
+  end)
+
+  it("IPv4 through the Lua layer: endpoints, one sendto, two members hear it", function()
+    local ok, why = loopback_multicast("inet", GROUP4)
+    if not ok then pending(why) return end
+    local a = assert(sockit.bind("udp4", "0.0.0.0:0", {reuseaddr = true}))
+    local port = a:addr():match(":(%d+)$")
+    local b = assert(sockit.bind("udp4", "0.0.0.0:" .. port, {reuseaddr = true}))
+    local deaf = assert(sockit.bind("udp4", "0.0.0.0:" .. port, {reuseaddr = true}))
+    for _, ep in ipairs{a, b} do
+      assert(ep.socket:setoption("add_membership", {GROUP4, "127.0.0.1"}))
+    end
+    local s = assert(sockit.bind("udp4", "127.0.0.1:0"))
+    assert(s.socket:setoption("multicast_if", "127.0.0.1"))
+    local heard = {}
+    sockit.spawn(function()
+      assert(s:sendmany({"one", "two"}, GROUP4 .. ":" .. port))
+    end)
+    for name, ep in pairs{a = a, b = b, deaf = deaf} do
+      ep:settimeout(name == "deaf" and 0.3 or 2)
+      sockit.spawn(function()
+        local list, msg, code = ep:recvmany(8)
+        if list and #list < 2 then               -- (the second may come later)
+          local more = ep:recvmany(8)
+          if more then list[2] = more[1] end
+        end
+        heard[name] = list and {list[1][1], list[2] and list[2][1], list[1][2]} or code
+        assert(list or code == "ETIMEDOUT", msg)
+      end)
+    end
+    sockit.run()
+    assert.same({"one", "two", s:addr()}, heard.a)
+    assert.same({"one", "two", s:addr()}, heard.b)
+    assert.equal("ETIMEDOUT", heard.deaf)
+    for _, ep in ipairs{a, b, deaf, s} do ep:close() end
+  end)
+
+  it("IPv6: options, and delivery on lo where it has a multicast route", function()
+    local v6, v6why = H.have_ipv6()
+    if not v6 then pending("no IPv6: " .. tostring(v6why)) return end
+    local s = assert(core.socket("inet6", "dgram"))
+    assert.is_true(s:setoption("multicast_loop", false))
+    assert.is_false(s:getoption("multicast_loop"))
+    assert.is_true(s:setoption("multicast_ttl", 3))      -- hops
+    assert.equal(3, s:getoption("multicast_ttl"))
+    assert.equal(0, s:getoption("multicast_if"))
+    assert.is_true(s:setoption("multicast_if", "lo"))
+    assert.equal("lo", s:getoption("multicast_if"))
+    assert.is_true(s:setoption("multicast_if", 1))       -- an index works too
+    assert.matches("is not an IPv6 group address",
+                   H.raises(s.setoption, s, "add_membership", "239.1.1.1"))
+    s:close()
+    local ok, why = loopback_multicast("inet6", GROUP6)
+    if not ok then pending("IPv6 multicast on lo: " .. why) return end
+    local joined, port = member("inet6")
+    local other = member("inet6", port)
+    assert(joined:setoption("add_membership", {GROUP6, "lo"}))
+    s = assert(core.socket("inet6", "dgram"))
+    assert(s:setoption("multicast_if", "lo"))
+    assert.equal(2, s:sendto("v6", GROUP6, port))
+    assert.equal("v6", (joined:recvfrom()))
+    other:settimeout(0.3)
+    assert.equal("ETIMEDOUT", select(3, other:recvfrom()))
+    joined:close(); other:close(); s:close()
+  end)
+end)
