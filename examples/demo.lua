@@ -25,6 +25,9 @@ local examples = {
   {"unixgram_echo", "unix datagram echo: bound and autobound clients"},
   {"chat_server",   "a chat room: three clients, lines go to all others"},
   {"http_hello",    "HTTP/1.1 keep-alive hello, and curl against it"},
+  {"file_server",   "HTTP file server: bodies by sendfile, ranges, curl"},
+  {"pass_fd",       "a listening socket handed to a child process (SCM_RIGHTS)"},
+  {"multicast_chat", "three members chat over IPv4 multicast on the loopback"},
 }
 
 local passed = {}
@@ -56,6 +59,9 @@ local rows = {
   {"unix  dgram   (unixgram)", {"unixgram_echo"}},
   {"chat  (many clients)",     {"chat_server"}},
   {"http  (keep-alive, curl)", {"http_hello"}},
+  {"sendfile (files over HTTP)", {"file_server"}},
+  {"fd passing (to a child)",  {"pass_fd"}},
+  {"multicast (loopback)",     {"multicast_chat"}},
 }
 local failed = 0
 print(("%-26s %-6s %s"):format("what", "result", "shown by"))

@@ -19,14 +19,6 @@ local function ids()
          tonumber(s:match("\nGid:%s+%d+%s+(%d+)"))
 end
 
--- the text of a file we hold only as a descriptor number
-local function read_fd(fd)
-  local f = assert(io.open("/proc/self/fd/" .. fd, "r"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
 -- is descriptor fd close-on-exec? (the "flags:" line of fdinfo, octal)
 local function cloexec(fd)
   local s = H.read_file("/proc/self/fdinfo/" .. fd)
@@ -452,6 +444,7 @@ describe("sockit descriptor passing (Lua layer)", function()
     assert.equal("recvfds: timed out", msg)
     s:settimeout(0)
     ok, msg, code = s:recvfds()
+    H.fails(ok, msg, code)
     assert.equal("EAGAIN", code)
     assert.equal("recvfds: Resource temporarily unavailable", msg)
   end)
