@@ -33,6 +33,20 @@ describe("sockit event loop", function()
     assert.are.same({"pong 1", "pong 2", "pong 3", "pong 4", "pong 5"}, replies)
   end)
 
+  -- regression: a loop whose tasks only sleep crashed ("attempt to index
+  -- a nil value (upvalue 'poller')") when no socket had made the poller yet
+  it("runs a fresh process whose tasks only sleep", function()
+    local out, status, err = H.run_lua([[
+      local sockit = require "sockit"
+      local t0 = sockit.now()
+      sockit.spawn(function() sockit.sleep(0.1) end)
+      sockit.run()
+      print(("slept %.1f"):format(sockit.now() - t0))
+    ]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("slept 0.1\n", out)
+  end)
+
   it("overlaps sleeps: two tasks sleeping 0.3 s end well under 0.6 s", function()
     local t0 = now()
     local ends = {}

@@ -258,4 +258,17 @@ print("python ok")
     assert.matches("unknown network", H.raises(sockit.serve, "tcpx", ":0", echo))
     sockit.run()
   end)
+
+  -- regression: serve's own argument errors pointed one level above the
+  -- caller (sockit.serve tail-calls serve.serve), so no file:line showed
+  it("points misuse errors at the caller's line", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() return sockit.serve("tcp", "127.0.0.1:0", 1) end)
+    assert.is_false(ok)
+    assert.matches("serve_spec%.lua:" .. line .. ": bad argument #3 to 'serve'", err)
+    ok, err = pcall(function() return sockit.serve("tcp", "127.0.0.1:0", echo, {max_connections = 0}) end)
+    assert.matches("serve_spec%.lua:%d+: bad argument #4 to 'serve' %(max_connections", err)
+    ok, err = pcall(function() return sockit.serve("tcpx", "127.0.0.1:0", echo) end)
+    assert.matches("serve_spec%.lua:%d+: bad argument #1 to 'serve' %(unknown network", err)
+  end)
 end)

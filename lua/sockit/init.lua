@@ -44,6 +44,8 @@ M.run = loop.run
 M.stop = loop.stop
 M.sleep = loop.sleep
 
+-- a tail call on purpose: errors raised in serve.serve point at the
+-- user's line with level 2
 function M.serve (network, address, handler, opts)
   return serve.serve(M, network, address, handler, opts)
 end

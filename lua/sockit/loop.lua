@@ -343,7 +343,8 @@ The loop
 =======================================================]]
 
 local function poll_once (timeout)
-  local n, objs, evs = poller:wait(timeout)
+  -- (the poller may not exist yet when every task only sleeps)
+  local n, objs, evs = getpoller():wait(timeout)
   if not n then error("sockit.run: " .. tostring(objs), 0) end
   for i = 1, n do
     local fd, ev = objs[i], evs[i]

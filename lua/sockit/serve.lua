@@ -269,27 +269,28 @@ end
 
 --[[
 M.serve(sockit, network, address, handler, opts) -> server | nil, msg, code
-'sockit' is the module (for listen and bind).
+'sockit' is the module (for listen and bind). sockit.serve tail-calls
+this, so the user's call is level 2 here (spec/serve_spec.lua checks it).
 ]]
 function M.serve (sockit, network, address, handler, opts)
   if type(handler) ~= "function" then
     error(("bad argument #3 to 'serve' (function expected, got %s)")
-          :format(type(handler)), 3)
+          :format(type(handler)), 2)
   end
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #4 to 'serve' (table expected, got %s)")
-          :format(type(opts)), 3)
+          :format(type(opts)), 2)
   end
-  local net = addr.network(network, 1, "serve", 3)
+  local net = addr.network(network, 1, "serve", 2)
   opts = opts or {}
   local max = opts.max_connections
   if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
     error("bad argument #4 to 'serve' (max_connections must be a " ..
-          "positive integer)", 3)
+          "positive integer)", 2)
   end
   local timeout = opts.timeout
   if timeout ~= nil and (type(timeout) ~= "number" or timeout <= 0) then
-    error("bad argument #4 to 'serve' (timeout must be a positive number)", 3)
+    error("bad argument #4 to 'serve' (timeout must be a positive number)", 2)
   end
   local server = setmetatable({
     network = network, active = 0, accepted = 0, max = max,
