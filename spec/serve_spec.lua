@@ -262,8 +262,8 @@ print("python ok")
   -- regression: serve's own argument errors pointed one level above the
   -- caller (sockit.serve tail-calls serve.serve), so no file:line showed
   it("points misuse errors at the caller's line", function()
-    local line = debug.getinfo(1, "l").currentline + 1
     -- (as users write it: no tail call, which would hide this frame)
+    local line = debug.getinfo(1, "l").currentline + 1
     local ok, err = pcall(function() local s = sockit.serve("tcp", "127.0.0.1:0", 1); return s end)
     assert.is_false(ok)
     assert.matches("serve_spec%.lua:" .. line .. ": bad argument #3 to 'serve'", err)
