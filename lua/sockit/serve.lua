@@ -281,7 +281,7 @@ function M.serve (sockit, network, address, handler, opts)
     error(("bad argument #4 to 'serve' (table expected, got %s)")
           :format(type(opts)), 2)
   end
-  local net = addr.network(network, 1, "serve", 2)
+  local net = addr.network(network, 1, "serve", 3)   -- (levels seen from network)
   opts = opts or {}
   local max = opts.max_connections
   if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
