@@ -23,6 +23,9 @@ CORE        = sockit/core.so
 POLLCORE    = build/poll/sockit/core.so
 # the same core with fault injection compiled in (src/faults.c), for the specs
 FAULTCORE   = build/faults/sockit/core.so
+# and with the poll(2) backend too: the event loop's waits are then
+# level-triggered, so an injected EAGAIN can be retried inside the loop
+FAULTPOLLCORE = build/faults-poll/sockit/core.so
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/?.so;;
@@ -49,6 +52,10 @@ $(FAULTCORE): $(SRCS) $(HDRS)
 	@mkdir -p build/faults/sockit
 	$(CC) $(ALL_CFLAGS) -DSOCKIT_FAULTS -shared -o $@ $(SRCS)
 
+$(FAULTPOLLCORE): $(SRCS) $(HDRS)
+	@mkdir -p build/faults-poll/sockit
+	$(CC) $(ALL_CFLAGS) -DSOCKIT_FAULTS -DSOCKIT_USE_POLL -shared -o $@ $(SRCS)
+
 # the core with AddressSanitizer and UBSan, for make sanitize
 SANCORE     = build/sanitize/sockit/core.so
 SANFLAGS    = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -56,13 +63,24 @@ SANFLAGS    = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 $(SANCORE): $(SRCS) $(HDRS)
 	@mkdir -p build/sanitize/sockit
 	$(CC) -std=gnu11 -fPIC $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -shared -o $@ $(SRCS)
+# the fault-injection cores with the sanitizers (tools/sanitize.sh points
+# spec/faults_spec.lua at them)
+SANFAULTCORE     = build/sanitize/faults/sockit/core.so
+SANFAULTPOLLCORE = build/sanitize/faults-poll/sockit/core.so
+$(SANFAULTCORE): $(SRCS) $(HDRS)
+	@mkdir -p build/sanitize/faults/sockit
+	$(CC) -std=gnu11 -fPIC $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -DSOCKIT_FAULTS -shared -o $@ $(SRCS)
+$(SANFAULTPOLLCORE): $(SRCS) $(HDRS)
+	@mkdir -p build/sanitize/faults-poll/sockit
+	$(CC) -std=gnu11 -fPIC $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -DSOCKIT_FAULTS -DSOCKIT_USE_POLL -shared -o $@ $(SRCS)
 
 sanitize: deps
-	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(SANCORE)
+	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(FAULTPOLLCORE) $(SANCORE) \
+	  $(SANFAULTCORE) $(SANFAULTPOLLCORE)
 	@sh tools/sanitize.sh
 
 valgrind: deps
-	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE)
+	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(FAULTPOLLCORE)
 	@sh tools/valgrind.sh
 
 # libFuzzer over every C parser of untrusted input (fuzz/fuzz_parsers.c)
@@ -84,7 +102,7 @@ deps:
 	@sh tools/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(FUZZER)
+	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(FAULTPOLLCORE) $(FUZZER)
 	@sh tools/test.sh
 
 demo: deps

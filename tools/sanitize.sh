@@ -30,6 +30,8 @@ chmod +x "$bin/lua5.4"
 
 export PATH="$bin:$PATH"
 export SOCKIT_CORE="$dir"
+# spec/faults_spec.lua: the fault-injection cores built with the sanitizers
+export SOCKIT_FAULTS_CORE="$dir/faults" SOCKIT_FAULTS_POLL_CORE="$dir/faults-poll"
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:strict_string_checks=1:log_path=$dir/asan"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$dir/ubsan"
 rm -f "$dir"/asan.* "$dir"/ubsan.*
