@@ -115,6 +115,12 @@ function M.parse (net, address, n, fname, level)
       end
       argerror(n, fname, format("invalid address '%s'", address), level)
     end
+    -- (as Go's SplitHostPort: "[[::1]:80" would give the host "[::1",
+    -- which no address string can give back)
+    if find(host, "[", 1, true) then
+      argerror(n, fname, format("unexpected '[' in address '%s'", address),
+               level)
+    end
   else
     host, port = match(address, "^(.*):([^:]*)$")
     if not host then
@@ -125,6 +131,11 @@ function M.parse (net, address, n, fname, level)
       argerror(n, fname, format("too many colons in address '%s' "
                                 .. "(an IPv6 host goes in brackets)", address),
                level)
+    end
+    local bracket = match(host, "[%[%]]")
+    if bracket then
+      argerror(n, fname, format("unexpected '%s' in address '%s'", bracket,
+                                address), level)
     end
   end
   if not match(port, "^%d+$") then
