@@ -26,9 +26,11 @@ static int mod_chmod (lua_State *L) {
 
 /*
 ** core.fileid(path) -> id, kind | nil, msg, code
-** 'id' a string naming this very file ("dev:inode"), so that a later
-** call tells whether the path still names it; 'kind' is "socket",
-** "file", "directory", "fifo" or "other". lstat: a link is not followed.
+** 'id' a string naming this very file ("dev:inode:ctime"), so that a
+** later call tells whether the path still names it: the change time (in
+** nanoseconds) tells apart a new file that got a freed inode number
+** again; 'kind' is "socket", "file", "directory", "fifo" or "other".
+** lstat: a link is not followed.
 */
 static int mod_fileid (lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -39,7 +41,9 @@ static int mod_fileid (lua_State *L) {
   kind = S_ISSOCK(st.st_mode) ? "socket" : S_ISREG(st.st_mode) ? "file"
        : S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "fifo"
        : "other";
-  lua_pushfstring(L, "%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino);
+  lua_pushfstring(L, "%I:%I:%I.%I", (lua_Integer)st.st_dev,
+                  (lua_Integer)st.st_ino, (lua_Integer)st.st_ctim.tv_sec,
+                  (lua_Integer)st.st_ctim.tv_nsec);
   lua_pushstring(L, kind);
   return 2;
 }

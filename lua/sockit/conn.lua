@@ -16,6 +16,7 @@ local M = {}
 
 local addr = require "sockit.addr"
 local fdpass = require "sockit.fdpass"
+local open = require "sockit.open"
 local wait = require "sockit.wait"
 
 local error, pairs, select, setmetatable, tostring, type =
@@ -23,7 +24,6 @@ local error, pairs, select, setmetatable, tostring, type =
 local byte, find, match, sub = string.byte, string.find, string.match, string.sub
 local concat, pack, unpack = table.concat, table.pack, table.unpack
 local tointeger, math_type = math.tointeger, math.type
-local os_remove = os.remove
 local argerror, format = addr.argerror, addr.format
 local deadline_of, waitfor = wait.deadline, wait.wait
 
@@ -42,7 +42,8 @@ local UnixConn             -- Conn plus sendfds/recvfds/peercred (the end)
 M.new(sock, opts) -> conn
 'sock' a connected core stream socket with timeout 0. opts: timeout
 (the default per call), max_line, peer (the peer's address string when
-the caller knows it), path (a socket file to remove when closed).
+the caller knows it), path (a socket file to remove when closed, if it
+still names the file 'fileid': see open.unlink).
 ]]
 function M.new (sock, opts)
   local family = sock:family()
@@ -53,6 +54,7 @@ function M.new (sock, opts)
     _family = family,
     _peer = opts.peer,
     _path = opts.path,
+    _fileid = opts.fileid,
     _buf = "",
     _pos = 1,
     _closed = false,
@@ -476,7 +478,7 @@ function Conn:close ()
     self._closed = true
     self._buf, self._pos = "", 1
     wait.close(self.socket)
-    if self._path then os_remove(self._path) end
+    if self._path then open.unlink(self._path, self._fileid) end
   end
   return true
 end

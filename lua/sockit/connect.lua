@@ -32,7 +32,6 @@ local open = require "sockit.open"
 local wait = require "sockit.wait"
 
 local type = type
-local os_remove = os.remove
 local now = core.now
 local argerror, format = addr.argerror, addr.format
 local waitfor, pause = wait.wait, wait.pause
@@ -87,10 +86,11 @@ end
 local function dial_unix (net, path, lpath, deadline, opts)
   local sock, msg, code = open.socket("unix", net.type)
   if not sock then return nil, msg, code end
-  local ok, made
+  local ok, made, fileid
   if lpath then
     ok, msg, code = open.bindunix(sock, lpath)
     made = ok and open.isfile(lpath) and lpath or nil
+    fileid = ok and msg
   elseif net.type == "dgram" then
     ok, msg, code = sock:bind("")            -- autobind: replies can come
   else
@@ -102,13 +102,13 @@ local function dial_unix (net, path, lpath, deadline, opts)
     ok, msg, code = finish(sock, ok, msg, code, deadline, text, path)
     if ok then
       local o = {timeout = opts.timeout, peer = text, path = made,
-                 max_line = opts.max_line}
+                 fileid = fileid, max_line = opts.max_line}
       if net.type == "stream" then return conn.new(sock, o) end
       return dgram.new(sock, net, o)
     end
   end
   sock:close()
-  if made then os_remove(made) end
+  if made then open.unlink(made, fileid) end
   return nil, msg, code
 end
 

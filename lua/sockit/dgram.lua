@@ -43,7 +43,6 @@ local error, pairs, select, setmetatable, tostring, type =
 local match, sformat = string.match, string.format
 local move = table.move
 local tointeger = math.tointeger
-local os_remove = os.remove
 local argerror, format = addr.argerror, addr.format
 local deadline_of, waitfor, pause = wait.deadline, wait.wait, wait.pause
 
@@ -59,7 +58,7 @@ local DgramEndpoint, UnixgramEndpoint, PacketEndpoint
 --[[
 M.new(sock, net, opts) -> endpoint
 opts: timeout, peer (address string of a connected endpoint), path (a
-socket file to remove when closed).
+socket file to remove when closed, if it still names the file 'fileid').
 ]]
 function M.new (sock, net, opts)
   local class = net.type == "seqpacket" and PacketEndpoint
@@ -71,6 +70,7 @@ function M.new (sock, net, opts)
     _timeout = opts.timeout,
     _peer = opts.peer,
     _path = opts.path,
+    _fileid = opts.fileid,
     _closed = false,
   }, class)
 end
@@ -81,10 +81,11 @@ function M.bind (network, address, opts)
   local host, port = addr.parse(net, address, 2, "bind", 3)
   opts = addr.checkopts(opts, 3, "bind", 3)
   addr.optfield(opts, "v6only", "boolean", 3, "bind", 3)
+  open.optmode(opts, 3, "bind", 3)
   local sock, msg, code = open.bind(net, host, port, opts)
   if not sock then return nil, msg, code end
   return M.new(sock, net, {path = net.unix and open.isfile(host) and host
-                                  or nil})
+                                  or nil, fileid = msg})
 end
 
 
@@ -269,7 +270,7 @@ function Endpoint:close ()
   if not self._closed then
     self._closed = true
     wait.close(self.socket)
-    if self._path then os_remove(self._path) end
+    if self._path then open.unlink(self._path, self._fileid) end
   end
   return true
 end

@@ -11,10 +11,12 @@ connections are record endpoints, see dgram.lua). opts:
               false for tcp: "[::]:port" hears IPv4 clients too)
   nodelay     TCP_NODELAY on every accepted conn
   max_line    opts.max_line of every accepted conn
+  mode        unix: the socket file's permissions (tonumber("660", 8)),
+              set before listen(2)
 For unix paths: a stale socket file (nobody bound to it) is replaced, a
 live one or a file that is not a socket is EADDRINUSE and left alone;
-close() removes the file the listener made (not on garbage collection:
-by then another listener may own the path).
+close() removes the file the listener made, if the path still names it
+(not on garbage collection: by then another listener may own the path).
 ]]
 
 local M = {}
@@ -27,7 +29,6 @@ local wait = require "sockit.wait"
 
 local error, setmetatable = error, setmetatable
 local math_type = math.type
-local os_remove = os.remove
 local deadline_of, waitfor = wait.deadline, wait.wait
 
 
@@ -51,12 +52,15 @@ function M.listen (network, address, opts)
   end
   addr.optfield(opts, "max_line", "number", 3, "listen", 3)
   addr.optfield(opts, "v6only", "boolean", 3, "listen", 3)
+  open.optmode(opts, 3, "listen", 3)
   local sock, msg, code = open.bind(net, host, port, opts)
   if not sock then return nil, msg, code end
+  local path, fileid = net.unix and open.isfile(host) and host or nil, msg
   local ok
   ok, msg, code = sock:listen(backlog)
   if not ok then
     sock:close()
+    if path then open.unlink(path, fileid) end
     return nil, msg, code
   end
   return setmetatable({
@@ -65,7 +69,8 @@ function M.listen (network, address, opts)
     _family = sock:family(),
     _nodelay = opts.nodelay and net.family ~= "unix",
     _max_line = opts.max_line,
-    _path = net.unix and open.isfile(host) and host or nil,
+    _path = path,
+    _fileid = fileid,
     _timeout = nil,
     _closed = false,
   }, Listener)
@@ -125,11 +130,12 @@ end
 
 
 -- listener:close() -> true (idempotent); removes the socket file it made
+-- (only if the path still names it: see open.unlink)
 function Listener:close ()
   if not self._closed then
     self._closed = true
     wait.close(self.socket)
-    if self._path then os_remove(self._path) end
+    if self._path then open.unlink(self._path, self._fileid) end
   end
   return true
 end

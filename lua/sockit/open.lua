@@ -10,7 +10,9 @@ Shared by listen, bind and connect's opts.bind:
     whatever the system's default (net.ipv6.bindv6only); opts.v6only
     (true/false), when given, decides instead for every IPv6 socket;
   * a name is resolved and each address tried until one binds;
-  * a unix socket file left by a dead process is replaced (see stale).
+  * a unix socket file left by a dead process is replaced (see stale);
+    opts.mode sets the permissions of the socket file a bind makes, and
+    M.unlink removes that file only while it is still the one made.
 ]]
 
 local M = {}
@@ -21,6 +23,8 @@ local wait = require "sockit.wait"
 
 local byte = string.byte
 local io_open, os_remove = io.open, os.remove
+local math_type = math.type
+local core_fileid, core_chmod = core.fileid, core.chmod
 
 
 -- M.socket(family, type) -> sock | nil, msg, code   (timeout 0)
@@ -66,19 +70,69 @@ local function stale (path, socktype)
 end
 
 
+-- the id of the socket file at 'path' (core.fileid), or nil
+local function socketid (path)
+  local id, kind = core_fileid(path)
+  if id and kind == "socket" then return id end
+  return nil
+end
+
+
 --[[
-M.bindunix(sock, path) -> true | nil, msg, code
-bind, replacing a stale socket file at 'path'. A live socket, or a path
-that is not a socket, is EADDRINUSE and left untouched.
+M.unlink(path, id): remove the socket file at 'path' only if it is still
+the one whose id bindunix returned. Whatever is there instead — another
+process's socket, bound after ours was removed, or any other file — is
+left alone. (Between the check and the removal another process could
+still swap the file: no system call removes a path only if it names a
+given inode. The id holds the change time too, so a new file that got
+the same inode number again is not taken for ours.)
 ]]
-function M.bindunix (sock, path)
+function M.unlink (path, id)
+  if id and socketid(path) == id then os_remove(path) end
+end
+
+
+--[[
+M.bindunix(sock, path [, mode]) -> true, id | nil, msg, code
+bind, replacing a stale socket file at 'path'. A live socket, or a path
+that is not a socket, is EADDRINUSE and left untouched. For a file path
+(not abstract, not unnamed) 'id' names the socket file the bind made,
+for M.unlink; 'mode' (an integer such as tonumber("660", 8)), when
+given, becomes its permissions — before listen, so that nobody connects
+while the file has the umask's permissions.
+]]
+function M.bindunix (sock, path, mode)
   local ok, msg, code = sock:bind(path)
-  if ok then return true end
-  if code == "EADDRINUSE" and M.isfile(path) and stale(path, sock:type()) then
+  if not ok and code == "EADDRINUSE" and M.isfile(path)
+     and stale(path, sock:type()) then
     os_remove(path)
-    return sock:bind(path)
+    ok, msg, code = sock:bind(path)
   end
-  return nil, msg, code
+  if not ok then return nil, msg, code end
+  if not M.isfile(path) then return true end
+  if mode then
+    ok, msg, code = core_chmod(path, mode)
+    if not ok then
+      M.unlink(path, socketid(path))
+      return nil, msg, code
+    end
+  end
+  return true, socketid(path)
+end
+
+
+--[[
+M.optmode(opts, n, fname, level) -> opts.mode: nil or an integer
+permission mode, 0 to 0o7777 (misuse raises, as for every option)
+]]
+function M.optmode (opts, n, fname, level)
+  local mode = opts.mode
+  if mode ~= nil and (math_type(mode) ~= "integer" or mode < 0
+                      or mode > 4095) then
+    addr.argerror(n, fname, "opts.mode must be an integer permission mode "
+                  .. "from 0 to 0o7777 (tonumber(\"660\", 8))", level)
+  end
+  return mode
 end
 
 
@@ -120,21 +174,22 @@ end
 
 --[[
 M.bind(net, host, port, opts) -> sock | nil, msg, code     (inet)
-M.bind(net, path, nil, opts)  -> sock | nil, msg, code     (unix)
+M.bind(net, path, nil, opts)  -> sock, id | nil, msg, code (unix)
 A new socket of the network, bound. opts: reuseaddr (default true for
-stream), reuseport, v6only.
+stream), reuseport, v6only; mode for a unix socket file. 'id' names the
+socket file made (see bindunix), nil for an abstract name.
 ]]
 function M.bind (net, host, port, opts)
   if net.unix then
     local sock, msg, code = M.socket("unix", net.type)
     if not sock then return nil, msg, code end
-    local ok
-    ok, msg, code = M.bindunix(sock, host)
+    local ok, id
+    ok, id, code = M.bindunix(sock, host, opts.mode)
     if not ok then
       sock:close()
-      return nil, msg, code
+      return nil, id, code
     end
-    return sock
+    return sock, id
   end
   local list, msg, code = M.candidates(net, host, port)
   if not list then return nil, msg, code end
