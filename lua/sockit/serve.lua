@@ -107,6 +107,8 @@ local function accept_loop (server, handler)
       loop.suspend()
       server.waiting = nil
     else
+      -- (on failure 'peer' is the message, which names the call:
+      -- "accept: Too many open files")
       local conn, peer, code = listener:accept()
       if conn then
         backoff = 0
@@ -124,12 +126,12 @@ local function accept_loop (server, handler)
         backoff = math_min(math_max(backoff * 2, 0.005), 0.5)
         if not server.exhausted_reported then
           server.exhausted_reported = true
-          report(server, "accept: " .. tostring(peer) ..
+          report(server, tostring(peer) ..
                  " (backing off until descriptors free up)", "-")
         end
         loop.sleep(backoff)
       else
-        report(server, "accept: " .. tostring(peer), "-")
+        report(server, tostring(peer), "-")
         loop.sleep(0.1)
       end
     end
