@@ -442,6 +442,10 @@ local function machine ()
                                                          table.concat(versions, ", "))
 end
 
+local function loadavg ()   -- the 1-minute load average (other processes make noise)
+  return (readfile("/proc/loadavg") or "?"):match("^(%S+)") or "?"
+end
+
 local function run_workloads (selected)
   local results = {}    -- wl.key -> impl.key -> {rates, cpus, hwms, fails}
   for _, wl in ipairs(selected) do
@@ -604,7 +608,7 @@ local function main ()
     (#arg == 0 and REPS == 5 and SECONDS == 2 and WRK_SECONDS == 3 and CPUS == "same"
      and not os.getenv("BENCH_IMPLS")) and " (what `make bench` runs)" or ""))
   out("machine: " .. machine())
-  out(("date: %s"):format(os.date("!%Y-%m-%d %H:%M UTC")))
+  out(("date: %s; load average at start: %s"):format(os.date("!%Y-%m-%d %H:%M UTC"), loadavg()))
   out("")
   if #selected > 0 then
     out(("Medians of %d runs, %gs of load each (wrk: %ds); one server process, one thread; "
@@ -615,6 +619,8 @@ local function main ()
     print_workloads(selected, run_workloads(selected))
   end
   if do_c10k then run_c10k() end
+  out("")
+  out("load average at the end: " .. loadavg())
   local f = io.open(OUT .. "/results.md", "w")
   if f then
     f:write(table.concat(report, "\n"), "\n")
