@@ -18,6 +18,7 @@ local addr = require "sockit.addr"
 local fdpass = require "sockit.fdpass"
 local open = require "sockit.open"
 local wait = require "sockit.wait"
+local core = require "sockit.core"
 
 local error, pairs, select, setmetatable, tostring, type =
   error, pairs, select, setmetatable, tostring, type
@@ -26,6 +27,10 @@ local concat, pack, unpack = table.concat, table.pack, table.unpack
 local tointeger, math_type = math.tointeger, math.type
 local argerror, format = addr.argerror, addr.format
 local deadline_of, waitfor = wait.deadline, wait.wait
+-- the core's methods as plain functions: a hot path saves the method
+-- lookup through the userdata's metatable on every call
+local c_recv, c_send, c_sendv = core.methods.recv, core.methods.send,
+  core.methods.sendv
 
 local CHUNK = 65536        -- one receive for lines and recv()
 local BIG = 262144         -- one receive for "a" and large counts
@@ -72,12 +77,24 @@ end
 Receiving
 ====================================================== ]]
 
--- one receive of up to 'max' bytes, waiting until the deadline
+--[[
+One receive of up to 'max' bytes, waiting until the deadline. 'deadline'
+true means "the deadline of the current read call", self._rdl, which each
+read entry point sets to true and the first wait computes: most receives
+never wait, and then no clock is read at all.
+]]
 local function recv1 (self, max, deadline)
   local sock = self.socket
   while true do
-    local data, msg, code = sock:recv(max)
+    local data, msg, code = c_recv(sock, max)
     if data or code ~= "EAGAIN" then return data, msg, code end
+    if deadline == true then
+      deadline = self._rdl
+      if deadline == true then
+        deadline = deadline_of(self._timeout)
+        self._rdl = deadline
+      end
+    end
     local ok, wmsg, wcode = waitfor(sock, "r", deadline)
     if not ok then return nil, "recv: " .. wmsg, wcode end
   end
@@ -264,15 +281,16 @@ whole call. If a format fails, the values already read come back followed
 by nil, msg, code (its bytes stay buffered): "a, nil, msg, code".
 ]]
 function Conn:read (...)
-  checkopen(self)
+  if self._closed then error("attempt to use a closed socket", 2) end
+  self._rdl = true            -- one deadline for the call, made on need
   local nargs = select("#", ...)
   if nargs <= 1 then
     local f = nargs == 0 and "l" or checkformat(..., 1, "read")
-    return read1(self, f, deadline_of(self._timeout))
+    return read1(self, f, true)
   end
   local fmts = {...}
   for i = 1, nargs do fmts[i] = checkformat(fmts[i], i, "read") end
-  local deadline = deadline_of(self._timeout)
+  local deadline = true
   local out = {}
   for i = 1, nargs do
     local v, msg, code = read1(self, fmts[i], deadline)
@@ -301,13 +319,18 @@ local function checkmax (max, fname)
 end
 
 function Conn:recv (max)
-  checkopen(self)
-  max = checkmax(max, "recv")
-  local buffered = frombuffer(self, max)
-  if buffered then return buffered end
-  local data, msg, code = recv1(self, max, deadline_of(self._timeout))
-  if not data then return nil, msg, code end
-  return data
+  if self._closed then error("attempt to use a closed socket", 2) end
+  if max == nil then max = CHUNK else max = checkmax(max, "recv") end
+  if self._buf ~= "" then return frombuffer(self, max) end
+  -- the common case inline: nothing buffered, data ready (one C call)
+  local data, msg, code = c_recv(self.socket, max)
+  if data then return data end
+  if code == "EAGAIN" then
+    self._rdl = true
+    data, msg, code = recv1(self, max, true)
+    if data then return data end
+  end
+  return nil, msg, code
 end
 
 
@@ -361,19 +384,22 @@ arguments the kernel had taken (with timeout 0, "EAGAIN" may come after
 a part: write the rest later).
 ]]
 function Conn:write (...)
-  checkopen(self)
+  if self._closed then error("attempt to use a closed socket", 2) end
   local sock = self.socket
   local nargs = select("#", ...)
   local deadline, started = nil, false
   if nargs == 1 then
     local data = ...
-    if type(data) == "number" then data = tostring(data)
-    elseif type(data) ~= "string" then
-      argerror(1, "write", "string expected, got " .. type(data), 2)
+    local t = type(data)
+    if t ~= "string" then
+      if t == "number" then data = tostring(data)
+      else argerror(1, "write", "string expected, got " .. t, 2) end
     end
     local len, sent = #data, 0
     while sent < len do
-      local k, msg, code = sock:send(data, sent + 1)
+      local k, msg, code
+      if sent == 0 then k, msg, code = c_send(sock, data)
+      else k, msg, code = c_send(sock, data, sent + 1) end
       if k then
         sent = sent + k
       elseif code == "EAGAIN" then
@@ -401,7 +427,7 @@ function Conn:write (...)
   end
   local sent = 0
   while sent < total do
-    local k, msg, code = sock:sendv(list, sent)
+    local k, msg, code = c_sendv(sock, list, sent)
     if k then
       sent = sent + k
     elseif code == "EAGAIN" then
