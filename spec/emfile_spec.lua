@@ -47,6 +47,13 @@ end
 
 describe("a serve server out of descriptors", function()
   it("backs off instead of spinning, and serves the waiting clients once descriptors free up", function()
+    if SLOW > 1 then
+      -- memcheck keeps descriptors above the limit for itself: it closes
+      -- one that accept(2) returned there and says EMFILE, which resets
+      -- the client — its doing, not the kernel's (seen as ECONNRESET)
+      pending("not under valgrind, which closes connections it accepted past its own fd limit")
+      return
+    end
     assert.is_true(H.have("prlimit"), "prlimit (util-linux) is needed")
     local srv = H.spawn_lua(SERVER, {prefix = ("prlimit --nofile=%d:%d"):format(NOFILE, NOFILE),
                                      timeout = 60 * SLOW})
