@@ -608,12 +608,14 @@ reordered, and the next recvfds receives from the kernel. An empty list
 where descriptors were expected means they were lost to a plain read.
 ====================================================== ]]
 
--- M.derive(class) -> a copy of class, with its own __index, to add to
+-- M.derive(class) -> a copy of class, with its own __index, to add to.
+-- Metamethods must be in the metatable itself, hence the copy; what is
+-- added to class later is still found through the fallback.
 function M.derive (class)
   local c = {}
   for k, v in pairs(class) do c[k] = v end
   c.__index = c
-  return c
+  return setmetatable(c, {__index = class})
 end
 
 UnixConn = M.derive(Conn)
