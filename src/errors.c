@@ -98,13 +98,37 @@ const char *sockit_gainame (int gaierr) {
 ** strerror text "Connection timed out" would mislead on a recv.
 */
 int sockit_fail (lua_State *L, int err, const char *op, const char *addr) {
-  const char *what = (err == ETIMEDOUT) ? "timed out" : strerror(err);
+  const char *what;
+  if ((err == EAGAIN || err == EWOULDBLOCK) && (addr == NULL || !*addr))
+    return sockit_again(L, op);
+  what = (err == ETIMEDOUT) ? "timed out" : strerror(err);
   lua_pushnil(L);
   if (addr != NULL && addr[0] != '\0')
     lua_pushfstring(L, "%s %s: %s", op, addr, what);
   else
     lua_pushfstring(L, "%s: %s", op, what);
   lua_pushstring(L, sockit_errname(err));
+  return 3;
+}
+
+
+/*
+** nil, "<op>: Resource temporarily unavailable", "EAGAIN" — the answer a
+** non-blocking socket gives most often, on the event loop's hottest path.
+** strerror() (a gettext lookup) and lua_pushfstring cost more than the
+** system call did (callgrind), so each operation's message is made once
+** and kept in the registry under the address of its 'op', which must
+** therefore be a string literal (every caller passes one).
+*/
+int sockit_again (lua_State *L, const char *op) {
+  lua_pushnil(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, op) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "%s: %s", op, strerror(EAGAIN));
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, op);
+  }
+  lua_pushliteral(L, "EAGAIN");
   return 3;
 }
 

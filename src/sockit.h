@@ -92,6 +92,7 @@ size_t sys_cmsg_fds (struct msghdr *msg, int *fds, size_t max);
 const char *sockit_errname (int err);
 const char *sockit_gainame (int gaierr);
 int sockit_fail (lua_State *L, int err, const char *op, const char *addr);
+int sockit_again (lua_State *L, const char *op);
 int sockit_failmsg (lua_State *L, const char *code, const char *fmt, ...);
 int sockit_gaifail (lua_State *L, int gaierr, int err, const char *op,
                     const char *what);

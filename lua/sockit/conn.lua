@@ -83,15 +83,20 @@ true means "the deadline of the current read call", self._rdl, which each
 read entry point sets to true and the first wait computes: most receives
 never wait, and then no clock is read at all.
 ]]
-local function recv1 (self, max, deadline)
+local function recv1 (self, max, deadline, waitfirst)
   local sock = self.socket
   while true do
-    local data, msg, code = c_recv(sock, max)
-    if data or code ~= "EAGAIN" then return data, msg, code end
+    if waitfirst then          -- the caller's own receive said EAGAIN
+      waitfirst = false
+    else
+      local data, msg, code = c_recv(sock, max)
+      if data or code ~= "EAGAIN" then return data, msg, code end
+    end
     if deadline == true then
       deadline = self._rdl
       if deadline == true then
-        deadline = deadline_of(self._timeout)
+        local t = self._timeout
+        deadline = t and deadline_of(t)    -- nil: no timeout, no clock
         self._rdl = deadline
       end
     end
@@ -327,7 +332,7 @@ function Conn:recv (max)
   if data then return data end
   if code == "EAGAIN" then
     self._rdl = true
-    data, msg, code = recv1(self, max, true)
+    data, msg, code = recv1(self, max, true, true)
     if data then return data end
   end
   return nil, msg, code

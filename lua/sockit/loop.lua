@@ -25,9 +25,8 @@ local M = {}
 local core = require "sockit.core"
 local wait = require "sockit.wait"
 
-local co_create, co_resume, co_running, co_status, co_yield =
-  coroutine.create, coroutine.resume, coroutine.running, coroutine.status,
-  coroutine.yield
+local co_create, co_resume, co_running, co_yield =
+  coroutine.create, coroutine.resume, coroutine.running, coroutine.yield
 local now = core.now
 local traceback = debug.traceback
 local error, setmetatable, type, select, tostring =
@@ -38,6 +37,9 @@ local math_max = math.max
 -- a unique value yielded by parked tasks; anything else a task yields is
 -- a plain "let the others run"
 local PARK = setmetatable({}, {__name = "sockit.loop.park"})
+-- what a task's body returns when it ends (so step() needs no
+-- coroutine.status call to tell an end from a yield)
+local DONE = setmetatable({}, {__name = "sockit.loop.done"})
 
 local poller          -- created on first need
 local edge            -- true with epoll: register once, edge-triggered
@@ -48,6 +50,9 @@ local spare = {}                  -- the other ready array, swapped in
 local readers, writers = {}, {}   -- fd -> task parked for "r" / "w"
 local nparked_io = 0              -- tasks parked on a descriptor
 local registered = setmetatable({}, {__mode = "v"})  -- fd -> socket
+-- socket -> its descriptor, so that parking costs no fileno() call (a
+-- socket's descriptor never changes while it is open; weak keys)
+local fdof = setmetatable({}, {__mode = "k"})
 local levelmask = {}              -- fd -> mask registered (level mode)
 local heap, nheap = {}, 0         -- timers: task.timer records
 local running, stopping = false, false
@@ -159,7 +164,7 @@ local function wake (task, why)
     nparked_io = nparked_io - 1
     if not edge and poller then level_update(fd) end
   end
-  timer_remove(task.timer)
+  if task.timer.pos ~= 0 then timer_remove(task.timer) end
   nready = nready + 1
   ready[nready] = task
 end
@@ -201,7 +206,11 @@ local function park (sock, events, deadline)
   if not task then return false end
   if task.before_park then before_park(task) end
   if sock then
-    local fd = sock:fileno()
+    local fd = fdof[sock]
+    if not fd then
+      fd = sock:fileno()
+      fdof[sock] = fd
+    end
     if events ~= "w" then
       if readers[fd] and readers[fd] ~= task then
         return nil, "another task is already reading this socket", "EBUSY"
@@ -215,9 +224,10 @@ local function park (sock, events, deadline)
       end
       writers[fd] = task
     end
-    getpoller()
+    if not poller then getpoller() end
     if edge then
-      local ok, msg, code = ensure_registered(sock, fd)
+      local ok, msg, code = true, nil, nil
+      if registered[fd] ~= sock then ok, msg, code = ensure_registered(sock, fd) end
       if not ok then
         if readers[fd] == task then readers[fd] = nil end
         if writers[fd] == task then writers[fd] = nil end
@@ -250,6 +260,7 @@ on it, so that a task blocked in accept or read sees "EBADF".
 ]]
 local function closing (sock)
   local fd = sock:fileno()
+  fdof[sock] = nil
   local r, w = readers[fd], writers[fd]
   if r then wake(r, "closed") end
   if w then wake(w, "closed") end
@@ -298,7 +309,8 @@ function M.spawn (fn, ...)
   }, taskmeta)
   task.timer.task = task
   task.co = co_create(function ()
-    return fn(table.unpack(args, 1, n))
+    fn(table.unpack(args, 1, n))
+    return DONE
   end)
   tasks[task.co] = task
   ntasks = ntasks + 1
@@ -321,17 +333,18 @@ end
 local function step (task)
   local co = task.co
   local ok, res = co_resume(co)
-  if co_status(co) == "dead" then
-    tasks[co] = nil
-    ntasks = ntasks - 1
-    task.done = true
-    if not ok then
-      task.error = res
-      M.onerror(task, traceback(co, tostring(res)))
-    end
-  elseif res ~= PARK then     -- a plain coroutine.yield(): run again later
+  if res == PARK then return end
+  if ok and res ~= DONE then  -- a plain coroutine.yield(): run again later
     nready = nready + 1
     ready[nready] = task
+    return
+  end
+  tasks[co] = nil
+  ntasks = ntasks - 1
+  task.done = true
+  if not ok then
+    task.error = res
+    M.onerror(task, traceback(co, tostring(res)))
   end
 end
 
@@ -344,7 +357,7 @@ The loop
 
 local function poll_once (timeout)
   -- (the poller may not exist yet when every task only sleeps)
-  local n, objs, evs = getpoller():wait(timeout)
+  local n, objs, evs = (poller or getpoller()):wait(timeout)
   if not n then error("sockit.run: " .. tostring(objs), 0) end
   for i = 1, n do
     local fd, ev = objs[i], evs[i]
@@ -400,7 +413,7 @@ function M.run ()
       if nparked_io > 0 or timeout ~= 0 then
         poll_once(timeout)
       end
-      expire_timers()
+      if nheap > 0 then expire_timers() end
     end
   end)
   running = false
