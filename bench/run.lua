@@ -10,7 +10,9 @@ luv and cqueues, on the same workloads, with the same load generator.
 Environment: BENCH_REPS (repetitions, default 5), BENCH_SECONDS (seconds
 of load per loadgen run, default 2), BENCH_WRK_SECONDS (default 3),
 BENCH_IMPLS (a comma list of c,sockit,luasocket,luv,cqueues; C always
-runs), BENCH_CPUS (same, split or none; see below).
+runs), BENCH_CPUS (same, split or none; see below), BENCH_NICE=0 (as
+root the servers and the load run at nice -10, so that other work on the
+machine disturbs them less; this turns that off).
 
 Each server runs as a child process (single process, single thread) that
 prints its address when ready; bench/out/loadgen (C, epoll) or wrk drives
@@ -127,10 +129,15 @@ Child processes
 local live = {}     -- servers still running: server record -> true
 local tmpdir        -- for unix sockets
 
--- the prefix that pins a server ("server") or a load generator ("load")
+-- as root, servers and load run at nice -10: other work on the machine
+-- (builds, tests) then takes less from them, and from all of them alike
+local NICE = os.getenv("BENCH_NICE") ~= "0" and capture("id -u"):match("^0\n") and
+             "nice -n -10 " or ""
+
+-- the prefix that pins (and renices) a server ("server") or a load generator ("load")
 local function pin (role)
-  if CPUS == "none" then return "" end
-  return ("taskset -c %d "):format((role == "load" and CPUS == "split") and 1 or 0)
+  if CPUS == "none" then return NICE end
+  return NICE .. ("taskset -c %d "):format((role == "load" and CPUS == "split") and 1 or 0)
 end
 
 local function alive (pid)
@@ -601,11 +608,12 @@ local function main ()
   if WRK_SECONDS ~= 3 then env = env .. " BENCH_WRK_SECONDS=" .. WRK_SECONDS end
   if os.getenv("BENCH_IMPLS") then env = env .. " BENCH_IMPLS=" .. os.getenv("BENCH_IMPLS") end
   if CPUS ~= "same" then env = env .. " BENCH_CPUS=" .. CPUS end
+  if os.getenv("BENCH_NICE") == "0" then env = env .. " BENCH_NICE=0" end
   out("# sockit benchmark")
   out("")
   out(("command: `%s lua5.4 bench/run.lua%s`%s"):format(env,
     #arg > 0 and (" " .. table.concat(arg, " ")) or "",
-    (#arg == 0 and REPS == 5 and SECONDS == 2 and WRK_SECONDS == 3 and CPUS == "same"
+    (#arg == 0 and REPS == 5 and SECONDS == 2 and WRK_SECONDS == 3 and CPUS == "same" and os.getenv("BENCH_NICE") ~= "0"
      and not os.getenv("BENCH_IMPLS")) and " (what `make bench` runs)" or ""))
   out("machine: " .. machine())
   out(("date: %s; load average at start: %s"):format(os.date("!%Y-%m-%d %H:%M UTC"), loadavg()))
@@ -614,7 +622,8 @@ local function main ()
     out(("Medians of %d runs, %gs of load each (wrk: %ds); one server process, one thread; "
          .. "64-byte messages; ratio = median / C's median; server µs/op = the server's CPU time "
          .. "(user + system) per round trip or request; peak RSS = the server's VmHWM; "
-         .. "CPUs: %s (see bench/run.lua)."):format(REPS, SECONDS, WRK_SECONDS, CPUS))
+         .. "CPUs: %s%s (see bench/run.lua)."):format(REPS, SECONDS, WRK_SECONDS, CPUS,
+         NICE ~= "" and ", nice -10" or ""))
     out("")
     print_workloads(selected, run_workloads(selected))
   end
