@@ -62,15 +62,6 @@ static Batch *getbatch (lua_State *L, size_t n, size_t bytes) {
 }
 
 
-static int waitready (Socket *s, int events, double *deadline) {
-  if (s->timeout == 0)
-    return EAGAIN;
-  if (*deadline == 0)
-    *deadline = sys_deadline(s->timeout);
-  return sys_wait(s->fd, events, *deadline, NULL);
-}
-
-
 /*
 ** s:sendmany(list [, host, port | path]) -> datagrams sent
 ** Each item of 'list' is a string (sent to the given address, or to the
@@ -159,7 +150,7 @@ static int sock_sendmany (lua_State *L) {
       int err = errno;
       if (err == EINTR)
         continue;
-      if (err == EAGAIN && (err = waitready(s, POLLOUT, &deadline)) == 0)
+      if (err == EAGAIN && (err = sockit_waitfor(s, POLLOUT, &deadline)) == 0)
         continue;
       return sockit_fail(L, err, "sendmany", common ? a.text : NULL);
     }
@@ -203,7 +194,7 @@ static int sock_recvmany (lua_State *L) {
       int err = errno;
       if (err == EINTR)
         continue;
-      if (err == EAGAIN && (err = waitready(s, POLLIN, &deadline)) == 0)
+      if (err == EAGAIN && (err = sockit_waitfor(s, POLLIN, &deadline)) == 0)
         continue;
       return sockit_fail(L, err, "recvmany", NULL);
     }

@@ -46,16 +46,6 @@ static Socket *checkunix (lua_State *L, const char *what) {
 }
 
 
-/* wait per the socket's timeout (as socket.c's waitfor) */
-static int waitready (Socket *s, int events, double *deadline) {
-  if (s->timeout == 0)
-    return EAGAIN;
-  if (*deadline == 0)
-    *deadline = sys_deadline(s->timeout);
-  return sys_wait(s->fd, events, *deadline, NULL);
-}
-
-
 /*
 ** s:sendfds(data, fd1 [, ...]) -> bytes sent
 */
@@ -103,7 +93,7 @@ static int sock_sendfds (lua_State *L) {
       int err = errno;
       if (err == EINTR)
         continue;
-      if (err == EAGAIN && (err = waitready(s, POLLOUT, &deadline)) == 0)
+      if (err == EAGAIN && (err = sockit_waitfor(s, POLLOUT, &deadline)) == 0)
         continue;
       return sockit_fail(L, err, "sendfds", NULL);
     }
@@ -162,7 +152,7 @@ static int sock_recvfds (lua_State *L) {
       int err = errno;
       if (err == EINTR)
         continue;
-      if (err == EAGAIN && (err = waitready(s, POLLIN, &deadline)) == 0)
+      if (err == EAGAIN && (err = sockit_waitfor(s, POLLIN, &deadline)) == 0)
         continue;
       return sockit_fail(L, err, "recvfds", NULL);
     }

@@ -176,7 +176,7 @@ static int sock_tostring (lua_State *L) {
 ** call, so that the fast path reads no clock). Returns 0 to retry, or
 ** an errno (EAGAIN, ETIMEDOUT, ...).
 */
-static int waitfor (Socket *s, int events, double *deadline) {
+int sockit_waitfor (Socket *s, int events, double *deadline) {
   if (s->timeout == 0)
     return EAGAIN;
   if (*deadline == 0)
@@ -275,7 +275,7 @@ static int sock_accept (lua_State *L) {
       if (err == EINTR)
         continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if ((err = waitfor(s, POLLIN, &deadline)) == 0)
+        if ((err = sockit_waitfor(s, POLLIN, &deadline)) == 0)
           continue;
       }
       return sockit_fail(L, err, "accept", localtext(s, buf, sizeof(buf)));
@@ -348,7 +348,7 @@ static int finish_connect (lua_State *L, Socket *s, const char *text) {
     if (n == 0)
       return sockit_fail(L, EALREADY, "connect", text);
   }
-  else if ((err = waitfor(s, POLLOUT, &deadline)) != 0)
+  else if ((err = sockit_waitfor(s, POLLOUT, &deadline)) != 0)
     return sockit_fail(L, err, "connect", text);
   if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
     return sockit_fail(L, errno, "connect", text);
@@ -444,7 +444,7 @@ static int sendloop (lua_State *L, Socket *s, const char *data, size_t len,
       if (err == EINTR)
         continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if ((err = waitfor(s, POLLOUT, &deadline)) == 0)
+        if ((err = sockit_waitfor(s, POLLOUT, &deadline)) == 0)
           continue;
       }
       return sockit_fail(L, err, to ? "sendto" : "send", to ? to->text : NULL);
@@ -531,7 +531,7 @@ static int sock_sendv (lua_State *L) {
       if (err == EINTR)
         continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if ((err = waitfor(s, POLLOUT, &deadline)) == 0)
+        if ((err = sockit_waitfor(s, POLLOUT, &deadline)) == 0)
           continue;
       }
       return sockit_fail(L, err, "send", NULL);
@@ -583,7 +583,7 @@ static int do_recv (lua_State *L, int from) {
       if (err == EINTR)
         continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if ((err = waitfor(s, POLLIN, &deadline)) == 0)
+        if ((err = sockit_waitfor(s, POLLIN, &deadline)) == 0)
           continue;
       }
       return sockit_fail(L, err, op, NULL);

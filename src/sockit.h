@@ -131,6 +131,7 @@ int mod_getaddrinfo (lua_State *L);
 Socket *sockit_newsocket (lua_State *L, int family, int type);
 Socket *sockit_checksocket (lua_State *L, int arg);
 Socket *sockit_tosocket (lua_State *L, int arg);
+int sockit_waitfor (Socket *s, int events, double *deadline);
 int sockit_optfd (lua_State *L, int arg);
 const char *sockit_familyname (int family);
 const char *sockit_typename (int type);
