@@ -462,7 +462,7 @@ describe("sockit descriptor passing (Lua layer)", function()
     -- no credentials on unix datagram sockets: ENOTCONN, not pid 0 / uid -1
     local msg, code = H.fails(cl:peercred())
     assert.equal("ENOTCONN", code)
-    assert.matches("^peercred: the kernel has no credentials for this peer", msg)
+    assert.matches("^getpeercred: the kernel has no credentials for this peer", msg)
     -- sendfds needs the connected peer
     msg, code = H.fails(srv:sendfds("x", x))
     assert.equal("ENOTCONN", code)

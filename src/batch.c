@@ -74,7 +74,7 @@ static int sock_sendmany (lua_State *L) {
   lua_Integer n, i;
   Addr a;
   Batch *b;
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   luaL_checktype(L, 2, LUA_TTABLE);
   n = luaL_len(L, 2);
   if (n > SOCKIT_BATCHMAX) n = SOCKIT_BATCHMAX;
@@ -150,7 +150,7 @@ static int sock_sendmany (lua_State *L) {
       int err = errno;
       if (err == EINTR)
         continue;
-      if (err == EAGAIN && (err = sockit_waitfor(s, POLLOUT, &deadline)) == 0)
+      if (err == EAGAIN && (err = sockit_waitfor(s, POLLOUT, &wt)) == 0)
         continue;
       return sockit_fail(L, err, "sendmany", common ? a.text : NULL);
     }
@@ -169,7 +169,7 @@ static int sock_recvmany (lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 2);
   lua_Integer max = luaL_optinteger(L, 3, SOCKIT_RECVMAX);
   Batch *b;
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   int got, i;
   luaL_argcheck(L, n >= 1 && n <= SOCKIT_BATCHMAX, 2, "n must be 1..1024");
   luaL_argcheck(L, max > 0, 3, "max must be positive");
@@ -194,7 +194,7 @@ static int sock_recvmany (lua_State *L) {
       int err = errno;
       if (err == EINTR)
         continue;
-      if (err == EAGAIN && (err = sockit_waitfor(s, POLLIN, &deadline)) == 0)
+      if (err == EAGAIN && (err = sockit_waitfor(s, POLLIN, &wt)) == 0)
         continue;
       return sockit_fail(L, err, "recvmany", NULL);
     }

@@ -61,7 +61,7 @@ static int sock_sendfds (lua_State *L) {
   struct msghdr msg;
   struct iovec iov;
   struct cmsghdr *cm;
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   luaL_argcheck(L, nfds >= 1, 3, "at least one descriptor expected");
   luaL_argcheck(L, nfds <= SOCKIT_MAXFDS, 3 + SOCKIT_MAXFDS,
                 "too many descriptors (at most 253)");
@@ -93,7 +93,7 @@ static int sock_sendfds (lua_State *L) {
       int err = errno;
       if (err == EINTR)
         continue;
-      if (err == EAGAIN && (err = sockit_waitfor(s, POLLOUT, &deadline)) == 0)
+      if (err == EAGAIN && (err = sockit_waitfor(s, POLLOUT, &wt)) == 0)
         continue;
       return sockit_fail(L, err, "sendfds", NULL);
     }
@@ -129,7 +129,7 @@ static int sock_recvfds (lua_State *L) {
   struct iovec iov;
   luaL_Buffer b;
   char *buf;
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   ssize_t n;
   int k = 0, stream = (s->type == SOCK_STREAM);
   luaL_argcheck(L, max > 0, 2, "max must be positive");
@@ -152,7 +152,7 @@ static int sock_recvfds (lua_State *L) {
       int err = errno;
       if (err == EINTR)
         continue;
-      if (err == EAGAIN && (err = sockit_waitfor(s, POLLIN, &deadline)) == 0)
+      if (err == EAGAIN && (err = sockit_waitfor(s, POLLIN, &wt)) == 0)
         continue;
       return sockit_fail(L, err, "recvfds", NULL);
     }
@@ -197,6 +197,12 @@ static int sock_getpeercred (lua_State *L) {
   socklen_t len = sizeof(cred);
   if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
     return sockit_fail(L, errno, "getpeercred", NULL);
+  /* no peer (an unconnected datagram socket): the kernel answers pid 0
+     and uid/gid -1 rather than an error */
+  if (cred.pid == 0 && cred.uid == (uid_t)-1)
+    return sockit_failmsg(L, "ENOTCONN", "getpeercred: the kernel has no "
+             "credentials for this peer (a unix datagram socket, or not "
+             "connected)");
   lua_pushinteger(L, cred.pid);
   lua_pushinteger(L, cred.uid);
   lua_pushinteger(L, cred.gid);
@@ -247,6 +253,26 @@ static int mod_fromfd (lua_State *L) {
 }
 
 
+/*
+** core.closefd(fd) -> true | nil, msg, code
+** Closes a plain descriptor, such as one recvfds handed over that is not
+** a socket (core.fromfd adopts sockets; a passed file has no other way
+** to be closed from Lua).
+*/
+static int mod_closefd (lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  int err;
+  char what[32];
+  luaL_argcheck(L, 0 <= fd && fd <= INT_MAX, 1, "invalid descriptor");
+  if ((err = sys_close((int)fd)) != 0) {
+    snprintf(what, sizeof(what), "fd %d", (int)fd);
+    return sockit_fail(L, err, "closefd", what);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
 static const luaL_Reg methods[] = {
   {"sendfds", sock_sendfds},
   {"recvfds", sock_recvfds},
@@ -266,4 +292,6 @@ void sockit_openfdpass (lua_State *L) {
   lua_pop(L, 2);
   lua_pushcfunction(L, mod_fromfd);
   lua_setfield(L, -2, "fromfd");
+  lua_pushcfunction(L, mod_closefd);
+  lua_setfield(L, -2, "closefd");
 }

@@ -44,7 +44,7 @@ static int sock_sendfile (lua_State *L) {
   lua_Integer count;
   off_t pos;
   lua_Integer total = 0;
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   luaL_argcheck(L, off >= 0, 3, "offset must not be negative");
   if (s->type != SOCK_STREAM)
     return luaL_error(L, "sendfile needs a stream socket");
@@ -80,8 +80,7 @@ static int sock_sendfile (lua_State *L) {
           if (total > 0) break;
         }
         else {
-          if (deadline == 0) deadline = sys_deadline(s->timeout);
-          if ((err = sys_wait(s->fd, POLLOUT, deadline, NULL)) == 0)
+          if ((err = sockit_waitfor(s, POLLOUT, &wt)) == 0)
             continue;
           if (total > 0) break;
         }

@@ -175,13 +175,31 @@ static int sock_tostring (lua_State *L) {
 ** for 'events' until the deadline (computed on first need, once per
 ** call, so that the fast path reads no clock). Returns 0 to retry, or
 ** an errno (EAGAIN, ETIMEDOUT, ...).
+**
+** Readiness does not always mean the call can go on: an unconnected unix
+** datagram socket polls writable while the receiver's queue is full, so
+** sendto says EAGAIN again at once. From the third wait of one call on,
+** pause first (1, 2, 4 ... 50 ms) so that such a call neither spins nor
+** outlives its deadline (it spun at 85% CPU forever before).
 */
-int sockit_waitfor (Socket *s, int events, double *deadline) {
+int sockit_waitfor (Socket *s, int events, Wait *w) {
   if (s->timeout == 0)
     return EAGAIN;
-  if (*deadline == 0)
-    *deadline = sys_deadline(s->timeout);
-  return sys_wait(s->fd, events, *deadline, NULL);
+  if (w->deadline == 0)
+    w->deadline = sys_deadline(s->timeout);
+  if (++w->waits > 2) {
+    int ms = (w->waits - 3 < 6) ? 1 << (w->waits - 3) : 50;
+    if (w->deadline >= 0) {
+      double left = w->deadline - sys_now();
+      if (left <= 0)
+        return ETIMEDOUT;
+      if (ms > left * 1000.0)
+        ms = (int)(left * 1000.0) + 1;
+    }
+    if (poll(NULL, 0, ms) < 0 && errno != EINTR)
+      return errno;
+  }
+  return sys_wait(s->fd, events, w->deadline, NULL);
 }
 
 
@@ -261,7 +279,7 @@ static int sock_accept (lua_State *L) {
   Socket *c = sockit_newsocket(L, s->family, s->type);  /* closed for now */
   struct sockaddr_storage ss;
   socklen_t len;
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   int fd, n;
   for (;;) {
     len = sizeof(ss);
@@ -275,7 +293,7 @@ static int sock_accept (lua_State *L) {
       if (err == EINTR)
         continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if ((err = sockit_waitfor(s, POLLIN, &deadline)) == 0)
+        if ((err = sockit_waitfor(s, POLLIN, &wt)) == 0)
           continue;
       }
       return sockit_fail(L, err, "accept", localtext(s, buf, sizeof(buf)));
@@ -334,7 +352,7 @@ static int unix_blocking_connect (Socket *s, Addr *a, double deadline) {
 ** then the outcome is SO_ERROR.
 */
 static int finish_connect (lua_State *L, Socket *s, const char *text) {
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   int err = 0;
   socklen_t elen = sizeof(err);
   if (s->timeout == 0) {
@@ -348,7 +366,7 @@ static int finish_connect (lua_State *L, Socket *s, const char *text) {
     if (n == 0)
       return sockit_fail(L, EALREADY, "connect", text);
   }
-  else if ((err = sockit_waitfor(s, POLLOUT, &deadline)) != 0)
+  else if ((err = sockit_waitfor(s, POLLOUT, &wt)) != 0)
     return sockit_fail(L, err, "connect", text);
   if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
     return sockit_fail(L, errno, "connect", text);
@@ -430,7 +448,7 @@ static size_t endpos (lua_Integer pos, size_t len) {
 /* send 'len' bytes at 'data' with 'flags', waiting per the timeout */
 static int sendloop (lua_State *L, Socket *s, const char *data, size_t len,
                      const Addr *to) {
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   for (;;) {
     ssize_t n = to ? sk_sendto(s->fd, data, len, MSG_NOSIGNAL,
                                (const struct sockaddr *)&to->ss, to->len)
@@ -444,7 +462,7 @@ static int sendloop (lua_State *L, Socket *s, const char *data, size_t len,
       if (err == EINTR)
         continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if ((err = sockit_waitfor(s, POLLOUT, &deadline)) == 0)
+        if ((err = sockit_waitfor(s, POLLOUT, &wt)) == 0)
           continue;
       }
       return sockit_fail(L, err, to ? "sendto" : "send", to ? to->text : NULL);
@@ -490,7 +508,7 @@ static int sock_sendv (lua_State *L) {
   struct msghdr msg;
   lua_Integer i, n;
   int cnt = 0;
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_argcheck(L, skip >= 0, 3, "skip must not be negative");
   n = luaL_len(L, 2);
@@ -531,7 +549,7 @@ static int sock_sendv (lua_State *L) {
       if (err == EINTR)
         continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if ((err = sockit_waitfor(s, POLLOUT, &deadline)) == 0)
+        if ((err = sockit_waitfor(s, POLLOUT, &wt)) == 0)
           continue;
       }
       return sockit_fail(L, err, "send", NULL);
@@ -566,7 +584,7 @@ static int do_recv (lua_State *L, int from) {
   char *buf;
   struct sockaddr_storage ss;
   socklen_t sslen = 0;
-  double deadline = 0;
+  Wait wt = WAIT_INIT;
   ssize_t n;
   const char *op = from ? "recvfrom" : "recv";
   luaL_argcheck(L, max > 0, 2, "max must be positive");
@@ -583,7 +601,7 @@ static int do_recv (lua_State *L, int from) {
       if (err == EINTR)
         continue;
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if ((err = sockit_waitfor(s, POLLIN, &deadline)) == 0)
+        if ((err = sockit_waitfor(s, POLLIN, &wt)) == 0)
           continue;
       }
       return sockit_fail(L, err, op, NULL);

@@ -131,7 +131,13 @@ int mod_getaddrinfo (lua_State *L);
 Socket *sockit_newsocket (lua_State *L, int family, int type);
 Socket *sockit_checksocket (lua_State *L, int arg);
 Socket *sockit_tosocket (lua_State *L, int arg);
-int sockit_waitfor (Socket *s, int events, double *deadline);
+/* the state of one call's waits (sockit_waitfor): start with WAIT_INIT */
+typedef struct Wait {
+  double deadline;   /* 0: not computed yet; < 0: none */
+  int waits;         /* how many waits this call has made */
+} Wait;
+#define WAIT_INIT  {0, 0}
+int sockit_waitfor (Socket *s, int events, Wait *w);
 int sockit_optfd (lua_State *L, int arg);
 const char *sockit_familyname (int family);
 const char *sockit_typename (int type);

@@ -76,25 +76,15 @@ function M.recv (obj, max, maxfds)
 end
 
 
--- what SO_PEERCRED says when the kernel recorded no credentials
-local NOBODY = 4294967295           -- (uid_t)-1
-
 --[[
 M.cred(obj) -> pid, uid, gid | nil, msg, code
 Linux records the peer's credentials when a stream or seqpacket socket
 connects, and for socketpair(); a unix datagram socket connected with
-connect(2), or one not connected, has none: the kernel answers pid 0,
-uid and gid -1, which is "ENOTCONN" here rather than a fake user.
-(A pid of 0 alone is real: a peer in a pid namespace we cannot see.)
+connect(2), or one not connected, has none: the core answers "ENOTCONN"
+then, rather than the kernel's pid 0 and uid -1.
 ]]
 function M.cred (obj)
-  local pid, uid, gid = obj.socket:getpeercred()
-  if not pid then return nil, uid, gid end
-  if pid == 0 and uid == NOBODY and gid == NOBODY then
-    return nil, "peercred: the kernel has no credentials for this peer "
-                .. "(a unix datagram socket, or not connected)", "ENOTCONN"
-  end
-  return pid, uid, gid
+  return obj.socket:getpeercred()
 end
 
 return M
