@@ -12,8 +12,8 @@ Costs: with epoll each descriptor is registered once, edge-triggered, for
 "rw" (tasks wait only after EAGAIN, so no edge is missed); a wait then
 costs no system call of its own, and a poller wait costs O(ready). Timers
 are an indexed heap: O(log n) to add or cancel, nothing per wait without a
-deadline. Every task owns one timer record, reused, so a steady loop
-allocates little. With the poll(2) backend the loop falls back to
+deadline. A task is its own timer record (fields t and pos), so a steady
+loop allocates little. With the poll(2) backend the loop falls back to
 level-triggered interest that follows the waiting tasks.
 
 Outside a task (the main coroutine, or a coroutine the loop did not make)
@@ -54,12 +54,13 @@ local registered = setmetatable({}, {__mode = "v"})  -- fd -> socket
 -- socket's descriptor never changes while it is open; weak keys)
 local fdof = setmetatable({}, {__mode = "k"})
 local levelmask = {}              -- fd -> mask registered (level mode)
-local heap, nheap = {}, 0         -- timers: task.timer records
+local heap, nheap = {}, 0         -- timers: tasks, by their field t
 local running, stopping = false, false
 
 
 --[[ {======================================================
-Timers: a binary heap of records {t = deadline, task = task, pos = i}
+Timers: a binary heap of tasks, by deadline (task.t); task.pos is the
+task's place in the heap, 0 when it is not there
 =======================================================]]
 
 local function heap_up (i)
@@ -164,7 +165,7 @@ local function wake (task, why)
     nparked_io = nparked_io - 1
     if not edge and poller then level_update(fd) end
   end
-  if task.timer.pos ~= 0 then timer_remove(task.timer) end
+  if task.pos ~= 0 then timer_remove(task) end
   nready = nready + 1
   ready[nready] = task
 end
@@ -239,7 +240,7 @@ local function park (sock, events, deadline)
     task.fd = fd
     nparked_io = nparked_io + 1
   end
-  if deadline then timer_add(task.timer, deadline) end
+  if deadline then timer_add(task, deadline) end
   task.parked = true
   co_yield(PARK)
   local why = task.why
@@ -283,6 +284,13 @@ Tasks
 =======================================================]]
 
 local taskmeta = {__name = "sockit.task"}
+local unpack = table.unpack
+
+-- every task's coroutine runs this, given its function and arguments
+local function body (fn, ...)
+  fn(...)
+  return DONE
+end
 taskmeta.__index = taskmeta
 
 function taskmeta.__tostring (t)
@@ -301,17 +309,12 @@ function M.spawn (fn, ...)
     error(("bad argument #1 to 'spawn' (function expected, got %s)")
           :format(type(fn)), 2)
   end
-  local n, args = select("#", ...), {...}
-  local task
-  task = setmetatable({
-    parked = false, done = false, why = nil, fd = nil,
-    timer = {t = 0, pos = 0},
-  }, taskmeta)
-  task.timer.task = task
-  task.co = co_create(function ()
-    fn(table.unpack(args, 1, n))
-    return DONE
-  end)
+  -- the arguments wait in the task's own array part until the first
+  -- resume hands them to the shared body: no closure, no argument table
+  local task = setmetatable({...}, taskmeta)
+  task.n, task.fn = select("#", ...), fn
+  task.parked, task.done, task.t, task.pos = false, false, 0, 0
+  task.co = co_create(body)
   tasks[task.co] = task
   ntasks = ntasks + 1
   nready = nready + 1
@@ -332,7 +335,16 @@ end
 
 local function step (task)
   local co = task.co
-  local ok, res = co_resume(co)
+  local ok, res
+  local fn = task.fn
+  if fn then                  -- the first resume: start the body
+    local n = task.n
+    task.fn = nil
+    ok, res = co_resume(co, fn, unpack(task, 1, n))
+    for i = 1, n do task[i] = nil end
+  else
+    ok, res = co_resume(co)
+  end
   if res == PARK then return end
   if ok and res ~= DONE then  -- a plain coroutine.yield(): run again later
     nready = nready + 1
@@ -377,7 +389,7 @@ local function expire_timers ()
   if nheap == 0 then return end
   local t = now()
   while nheap > 0 and heap[1].t <= t do
-    wake(heap[1].task, "timeout")
+    wake(heap[1], "timeout")
   end
 end
 
@@ -450,7 +462,7 @@ function M.suspend (deadline)
   local task = tasks[co_running()]
   if not task then error("sockit: suspend outside a task", 2) end
   if task.before_park then before_park(task) end
-  if deadline then timer_add(task.timer, deadline) end
+  if deadline then timer_add(task, deadline) end
   task.parked = true
   co_yield(PARK)
   local why = task.why
