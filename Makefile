@@ -118,8 +118,12 @@ lint:
 install:
 	luarocks --lua-version=5.4 make $(if $(LUAROCKS_TREE),--tree=$(LUAROCKS_TREE)) rockspec/sockit-scm-1.rockspec
 
+# the echo/HTTP/c10k table against C, LuaSocket, luv and cqueues, then the
+# SPEC 4 figures: batched datagrams and sendfile (each prints its command)
 bench: deps all
 	@sh bench/deps.sh && $(LUA) bench/run.lua
+	@$(LUA) bench/mmsg.lua
+	@$(LUA) bench/sendfile.lua
 
 clean:
 	rm -rf build sockit
