@@ -544,6 +544,11 @@ function M.checktimeout (t, fname)
   end
 end
 
+--[[
+settimeout, gettimeout, peer and addr are the same for every object that
+holds a core socket: conns here, and listeners and endpoints, which take
+them from this module (M.settimeout, ...) instead of copies.
+]]
 function Conn:settimeout (t)
   checkopen(self)
   M.checktimeout(t, "settimeout")
@@ -672,5 +677,9 @@ function UnixConn:peercred ()
 end
 
 --[[ }===================================================== ]]
+
+-- shared with listener.lua and dgram.lua (see Conn:settimeout)
+M.settimeout, M.gettimeout = Conn.settimeout, Conn.gettimeout
+M.peer, M.addr = Conn.peer, Conn.addr
 
 return M

@@ -220,38 +220,6 @@ function Endpoint:recv (max)
 end
 
 
-function Endpoint:peer ()
-  checkopen(self)
-  local p = self._peer
-  if p then return p end
-  local msg, code
-  p, msg, code = conn.name(self.socket, self._family, true)
-  if not p then return nil, msg, code end
-  self._peer = p
-  return p
-end
-
-
-function Endpoint:addr ()
-  checkopen(self)
-  local a, msg, code = conn.name(self.socket, self._family, false)
-  if not a then return nil, msg, code end
-  return a
-end
-
-
-function Endpoint:settimeout (t)
-  checkopen(self)
-  conn.checktimeout(t, "settimeout")
-  self._timeout = t
-  return true
-end
-
-function Endpoint:gettimeout ()
-  return self._timeout
-end
-
-
 local HOWS = {r = true, w = true, rw = true}
 
 function Endpoint:shutdown (how)
@@ -495,5 +463,9 @@ UnixgramEndpoint = class(Batch, Fds)
 PacketEndpoint = class(Fds)
 M.DgramEndpoint, M.UnixgramEndpoint, M.PacketEndpoint =
   DgramEndpoint, UnixgramEndpoint, PacketEndpoint
+
+-- the same for every object holding a core socket: conn.lua's
+Endpoint.peer, Endpoint.addr, Endpoint.settimeout, Endpoint.gettimeout =
+  conn.peer, conn.addr, conn.settimeout, conn.gettimeout
 
 return M

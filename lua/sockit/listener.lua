@@ -107,28 +107,6 @@ function Listener:accept ()
 end
 
 
--- listener:addr() -> the bound address ("127.0.0.1:40000", "/tmp/s", "@x")
-function Listener:addr ()
-  checkopen(self)
-  local a, msg, code = conn.name(self.socket, self._family, false)
-  if not a then return nil, msg, code end
-  return a
-end
-
-
--- listener:settimeout(t): bounds each accept (nil: forever, 0: never wait)
-function Listener:settimeout (t)
-  checkopen(self)
-  conn.checktimeout(t, "settimeout")
-  self._timeout = t
-  return true
-end
-
-function Listener:gettimeout ()
-  return self._timeout
-end
-
-
 -- listener:close() -> true (idempotent); removes the socket file it made
 -- (only if the path still names it: see open.unlink)
 function Listener:close ()
@@ -145,5 +123,9 @@ Listener.__close = Listener.close
 function Listener:__tostring ()
   return conn.describe("listener", self)
 end
+
+-- the same for every object holding a core socket: conn.lua's
+Listener.addr, Listener.settimeout, Listener.gettimeout =
+  conn.addr, conn.settimeout, conn.gettimeout
 
 return M
