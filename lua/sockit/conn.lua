@@ -688,6 +688,6 @@ end
 
 -- shared with listener.lua and dgram.lua (see Conn:settimeout)
 M.settimeout, M.gettimeout = Conn.settimeout, Conn.gettimeout
-M.peer, M.addr = Conn.peer, Conn.addr
+M.peer, M.addr, M.shutdown = Conn.peer, Conn.addr, Conn.shutdown
 
 return M

@@ -220,19 +220,6 @@ function Endpoint:recv (max)
 end
 
 
-local HOWS = {r = true, w = true, rw = true}
-
-function Endpoint:shutdown (how)
-  checkopen(self)
-  if how == nil then how = "rw" end
-  if not HOWS[how] then
-    argerror(1, "shutdown", "invalid option '" .. tostring(how) .. "'", 2)
-  end
-  local ok, msg, code = self.socket:shutdown(how)
-  if not ok then return nil, msg, code end
-  return ok
-end
-
 
 function Endpoint:close ()
   if not self._closed then
@@ -465,7 +452,8 @@ M.DgramEndpoint, M.UnixgramEndpoint, M.PacketEndpoint =
   DgramEndpoint, UnixgramEndpoint, PacketEndpoint
 
 -- the same for every object holding a core socket: conn.lua's
-Endpoint.peer, Endpoint.addr, Endpoint.settimeout, Endpoint.gettimeout =
-  conn.peer, conn.addr, conn.settimeout, conn.gettimeout
+Endpoint.peer, Endpoint.addr, Endpoint.settimeout, Endpoint.gettimeout,
+  Endpoint.shutdown =
+  conn.peer, conn.addr, conn.settimeout, conn.gettimeout, conn.shutdown
 
 return M
