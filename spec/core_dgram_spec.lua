@@ -17,20 +17,9 @@ local UDP_MAX = { inet = 65507, inet6 = 65527 }
 for _, fam in ipairs(N.families) do
   describe("core dgram " .. fam.name, function()
     local dir
-    local open = {}
-    local function keep(...)
-      for i = 1, select("#", ...) do
-        local s = select(i, ...)
-        if type(s) == "userdata" then open[#open + 1] = s end
-      end
-      return ...
-    end
+    local keep = N.keeper(after_each)
     setup(function() dir = H.tmpdir() end)
     teardown(function() H.rmdir(dir) end)
-    after_each(function()
-      for _, s in ipairs(open) do s:close() end
-      open = {}
-    end)
 
     it("sendto/recvfrom carry data and name the sender", function()
       skip_if(fam)

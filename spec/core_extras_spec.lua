@@ -7,20 +7,9 @@ local N = require "support.net"
 
 describe("core extras", function()
   local dir
-  local open = {}
-  local function keep(...)
-    for i = 1, select("#", ...) do
-      local s = select(i, ...)
-      if type(s) == "userdata" then open[#open + 1] = s end
-    end
-    return ...
-  end
+  local keep = N.keeper(after_each)
   setup(function() dir = H.tmpdir() end)
   teardown(function() H.rmdir(dir) end)
-  after_each(function()
-    for _, s in ipairs(open) do s:close() end
-    open = {}
-  end)
 
   describe("wait", function()
     it("times out for 'r' with nothing to read, after about the timeout", function()

@@ -187,4 +187,22 @@ N.strerror = {
   EAI_ADDRFAMILY = "Address family for hostname not supported",
 }
 
+-- keep(...) -> ...: remember the sockets among the values, and close them
+-- all after each test (busted's after_each, passed in: this module is not
+-- a spec file). Returns keep.
+function N.keeper(after_each)
+  local open = {}
+  after_each(function()
+    for _, s in ipairs(open) do s:close() end
+    open = {}
+  end)
+  return function(...)
+    for i = 1, select("#", ...) do
+      local s = select(i, ...)
+      if type(s) == "userdata" then open[#open + 1] = s end
+    end
+    return ...
+  end
+end
+
 return N
