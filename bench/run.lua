@@ -10,7 +10,8 @@ luv and cqueues, on the same workloads, with the same load generator.
 Environment: BENCH_REPS (repetitions, default 5), BENCH_SECONDS (seconds
 of load per loadgen run, default 2), BENCH_WRK_SECONDS (default 3),
 BENCH_IMPLS (a comma list of c,sockit,luasocket,luv,cqueues; C always
-runs), BENCH_CPUS (same, split or none; see below), BENCH_NICE=0 (as
+runs), BENCH_SOCKIT_B (another built checkout, also run, as "sockit B"),
+BENCH_CPUS (same, split or none; see below), BENCH_NICE=0 (as
 root the servers and the load run at nice -10, so that other work on the
 machine disturbs them less; this turns that off).
 
@@ -106,12 +107,26 @@ for _, lib in ipairs{{"sockit", "sockit"}, {"luasocket", "LuaSocket"},
     end}
 end
 
+-- BENCH_SOCKIT_B=DIR: also run the sockit of another checkout (built,
+-- with its own lua/ and sockit/core.so), as "sockit B": an A/B test of a
+-- change, measured side by side in the same run
+local B = os.getenv("BENCH_SOCKIT_B")
+if B then
+  local env = ("env LUA_PATH=%s LUA_CPATH=%s "):format(
+    q(B .. "/lua/?.lua;" .. B .. "/lua/?/init.lua;;"), q(B .. "/?.so;;"))
+  table.insert(IMPLS, 3, {key = "sockitb", name = "sockit B",
+    cmd = function (kind, fam, where)
+      return ("%s%s %s %s %s %s"):format(env, LUA,
+        q(ROOT .. "/bench/servers/sockit.lua"), kind, fam, q(where))
+    end})
+end
+
 do   -- BENCH_IMPLS restricts the list (C stays: the ratios need it)
   local only = os.getenv("BENCH_IMPLS")
   if only then
     local keep = {}
     for _, impl in ipairs(IMPLS) do
-      if impl.key == "c" or ("," .. only .. ","):find("," .. impl.key .. ",", 1, true) then
+      if impl.key == "c" or impl.key == "sockitb" or ("," .. only .. ","):find("," .. impl.key .. ",", 1, true) then
         keep[#keep + 1] = impl
       end
     end
@@ -510,7 +525,8 @@ local function print_workloads (selected, results)
     if s then
       local behind = {}
       for _, impl in ipairs(IMPLS) do
-        if impl.key ~= "c" and impl.key ~= "sockit" and meds[impl.key]
+        if impl.key ~= "c" and impl.key ~= "sockit" and impl.key ~= "sockitb"
+           and meds[impl.key]
            and meds[impl.key] >= s then
           behind[#behind + 1] = ("%s %s"):format(impl.name, thousands(meds[impl.key]))
         end
