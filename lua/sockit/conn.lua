@@ -51,18 +51,19 @@ the caller knows it), path (a socket file to remove when closed, if it
 still names the file 'fileid': see open.unlink).
 ]]
 function M.new (sock, opts)
-  local family = sock:family()
-  -- only the fields every conn needs go in the constructor: a table sized
-  -- for ten fields costs 472 bytes, for five 280 (c10k: bench/README.md);
-  -- the others are set when given (_closed is nil until close)
+  -- A conn's table holds at most eight fields in the usual case (a table
+  -- sized for nine or more costs 472 bytes, for up to eight 280: c10k,
+  -- bench/README.md): these six, _peer, and _rdl once a read waits. The
+  -- fields the hot paths read are never nil: a nil field is looked up
+  -- again through the metatable on every read (false means "none").
   local self = setmetatable({
     socket = sock,
     max_line = opts.max_line or M.MAX_LINE,
-    _family = family,
     _buf = "",
     _pos = 1,
-  }, family == "unix" and UnixConn or Conn)
-  if opts.timeout ~= nil then self._timeout = opts.timeout end
+    _closed = false,
+    _timeout = opts.timeout or false,   -- false: no timeout
+  }, sock:family() == "unix" and UnixConn or Conn)
   if opts.peer ~= nil then self._peer = opts.peer end
   if opts.path ~= nil then
     self._path = opts.path
@@ -100,8 +101,8 @@ local function recv1 (self, max, deadline, waitfirst)
     if deadline == true then
       deadline = self._rdl
       if deadline == true then
-        local t = self._timeout
-        deadline = t and deadline_of(t)    -- nil: no timeout, no clock
+        local t = self._timeout            -- false: no timeout, no clock
+        if t then deadline = deadline_of(t) else deadline = nil end
         self._rdl = deadline
       end
     end
@@ -560,12 +561,12 @@ them from this module (M.settimeout, ...) instead of copies.
 function Conn:settimeout (t)
   checkopen(self)
   M.checktimeout(t, "settimeout")
-  self._timeout = t
+  self._timeout = t or false
   return true
 end
 
 function Conn:gettimeout ()
-  return self._timeout
+  return self._timeout or nil
 end
 
 
@@ -582,7 +583,7 @@ function Conn:peer ()
   local p = self._peer
   if p then return p end
   local msg, code
-  p, msg, code = M.name(self.socket, self._family, true)
+  p, msg, code = M.name(self.socket, self.socket:family(), true)
   if not p then return nil, msg, code end
   self._peer = p
   return p
@@ -590,7 +591,7 @@ end
 
 function Conn:addr ()
   checkopen(self)
-  local a, msg, code = M.name(self.socket, self._family, false)
+  local a, msg, code = M.name(self.socket, self.socket:family(), false)
   if not a then return nil, msg, code end
   return a
 end

@@ -161,7 +161,7 @@ local function wake (task, why)
   if fd then
     if readers[fd] == task then readers[fd] = nil end
     if writers[fd] == task then writers[fd] = nil end
-    task.fd = nil
+    task.fd = false
     nparked_io = nparked_io - 1
     if not edge and poller then level_update(fd) end
   end
@@ -191,7 +191,7 @@ hook is off while it runs, so a park it causes itself does not call it.
 local function before_park (task)
   local fn = task.before_park
   if fn then
-    task.before_park = nil
+    task.before_park = false
     fn()
     task.before_park = fn
   end
@@ -244,7 +244,7 @@ local function park (sock, events, deadline)
   task.parked = true
   co_yield(PARK)
   local why = task.why
-  task.why = nil
+  task.why = false
   if why == "timeout" then
     if sock then return nil, "timed out", "ETIMEDOUT" end
     return true
@@ -310,10 +310,13 @@ function M.spawn (fn, ...)
           :format(type(fn)), 2)
   end
   -- the arguments wait in the task's own array part until the first
-  -- resume hands them to the shared body: no closure, no argument table
+  -- resume hands them to the shared body: no closure, no argument table.
+  -- The fields the loop reads are never nil (false for "none"): a nil
+  -- field would be looked up again in the metatable on every read.
   local task = setmetatable({...}, taskmeta)
   task.n, task.fn = select("#", ...), fn
   task.parked, task.done, task.t, task.pos = false, false, 0, 0
+  task.fd, task.why, task.before_park = false, false, false
   task.co = co_create(body)
   tasks[task.co] = task
   ntasks = ntasks + 1
@@ -333,19 +336,10 @@ M.onerror = function (task, err)
   return task
 end
 
-local function step (task)
+-- what follows a resume of 'task' that did not park: it yielded, ended
+-- or raised
+local function resumed (task, ok, res)
   local co = task.co
-  local ok, res
-  local fn = task.fn
-  if fn then                  -- the first resume: start the body
-    local n = task.n
-    task.fn = nil
-    ok, res = co_resume(co, fn, unpack(task, 1, n))
-    for i = 1, n do task[i] = nil end
-  else
-    ok, res = co_resume(co)
-  end
-  if res == PARK then return end
   if ok and res ~= DONE then  -- a plain coroutine.yield(): run again later
     nready = nready + 1
     ready[nready] = task
@@ -358,6 +352,22 @@ local function step (task)
     task.error = res
     M.onerror(task, traceback(co, tostring(res)))
   end
+end
+
+-- resume 'task' once (the run loop inlines the common case: a task that
+-- has started and parks again)
+local function step (task)
+  local ok, res
+  local fn = task.fn
+  if fn then                  -- the first resume: start the body
+    local n = task.n
+    task.fn = false
+    ok, res = co_resume(task.co, fn, unpack(task, 1, n))
+    for i = 1, n do task[i] = nil end
+  else
+    ok, res = co_resume(task.co)
+  end
+  if res ~= PARK then resumed(task, ok, res) end
 end
 
 -- }======================================================
@@ -375,7 +385,19 @@ local function poll_once (timeout)
     local fd, ev = objs[i], evs[i]
     if ev ~= "w" then
       local t = readers[fd]
-      if t then wake(t, "ready") end
+      if t then
+        if edge and t.pos == 0 and writers[fd] ~= t then
+          -- wake(t, "ready") inlined for the usual case: a task parked
+          -- to read, with no deadline (edge mode: no interest to update)
+          readers[fd] = nil
+          t.parked, t.why, t.fd = false, "ready", false
+          nparked_io = nparked_io - 1
+          nready = nready + 1
+          ready[nready] = t
+        else
+          wake(t, "ready")
+        end
+      end
     end
     if ev ~= "r" then
       local t = writers[fd]
@@ -410,7 +432,11 @@ function M.run ()
       for i = 1, n do
         local task = batch[i]
         batch[i] = nil
-        step(task)
+        if task.fn then step(task)
+        else
+          local ok, res = co_resume(task.co)
+          if res ~= PARK then resumed(task, ok, res) end
+        end
       end
       if ntasks == 0 or stopping then break end
       local timeout
@@ -466,7 +492,7 @@ function M.suspend (deadline)
   task.parked = true
   co_yield(PARK)
   local why = task.why
-  task.why = nil
+  task.why = false
   if why == "timeout" then return nil, "timed out", "ETIMEDOUT" end
   return true
 end
@@ -484,8 +510,8 @@ function M.before_park (fn)
   local task = tasks[co_running()]
   if not task then error("sockit: before_park outside a task", 2) end
   local old = task.before_park
-  task.before_park = fn
-  return old
+  task.before_park = fn or false
+  return old or nil
 end
 
 -- }======================================================

@@ -59,11 +59,13 @@ M.resolver = nil
 --[[
 M.deadline(timeout) -> nil | false | number
 The deadline of an operation that starts now under 'timeout' seconds:
-nil for no timeout (wait forever), false for timeout 0 (never wait: a
-call that would block returns "EAGAIN" at once), otherwise now + timeout.
+nil for no timeout (wait forever; 'timeout' nil or false: the objects
+of the Lua layer store "no timeout" as false), false for timeout 0 (never
+wait: a call that would block returns "EAGAIN" at once), otherwise now +
+timeout.
 ]]
 function M.deadline (timeout)
-  if timeout == nil then return nil end
+  if not timeout then return nil end
   if timeout == 0 then return false end
   return now() + timeout
 end
