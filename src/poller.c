@@ -324,7 +324,7 @@ static int poller_wait (lua_State *L) {
       continue;
     }
     lua_rawseti(L, 3, ++k);
-    lua_pushstring(L, evnames[ready - 1]);
+    lua_rawgeti(L, lua_upvalueindex(1), ready);   /* evnames[ready - 1] */
     lua_rawseti(L, 4, k);
   }
   for (i = k + 1; i <= p->nlast; i++) {   /* drop the last wait's tail */
@@ -429,7 +429,14 @@ void sockit_openpoller (lua_State *L) {
   luaL_newmetatable(L, SOCKIT_POLLER);
   luaL_setfuncs(L, poller_meta, 0);
   luaL_newlibtable(L, poller_methods);
-  luaL_setfuncs(L, poller_methods, 0);
+  /* every method gets the event names as a table (upvalue 1): wait
+  ** pushes them from there, not through lua_pushstring's string cache */
+  lua_createtable(L, 3, 0);
+  for (int i = 0; evnames[i] != NULL; i++) {
+    lua_pushstring(L, evnames[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  luaL_setfuncs(L, poller_methods, 1);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, mod_poller);

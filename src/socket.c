@@ -109,6 +109,28 @@ Socket *sockit_checksocket (lua_State *L, int arg) {
 }
 
 
+/*
+** Argument 1 of a method of the table that sockit_opensocket registers,
+** whose functions carry the socket metatable as upvalue 2: the same check
+** as sockit_checksocket, without the registry look-up (the hot paths:
+** recv, send, sendv).
+*/
+static Socket *checkself (lua_State *L) {
+  Socket *s = (Socket *)lua_touserdata(L, 1);
+  if (s != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+    lua_pop(L, 1);
+    if (same) {
+      if (s->fd == -1)
+        luaL_error(L, "attempt to use a closed socket");
+      return s;
+    }
+  }
+  luaL_typeerror(L, 1, SOCKIT_SOCKET);
+  return NULL;
+}
+
+
 /* a socket or a plain integer descriptor (the poller takes both) */
 int sockit_optfd (lua_State *L, int arg) {
   if (lua_type(L, arg) == LUA_TNUMBER) {
@@ -472,7 +494,7 @@ static int sendloop (lua_State *L, Socket *s, const char *data, size_t len,
 
 
 static int sock_send (lua_State *L) {
-  Socket *s = sockit_checksocket(L, 1);
+  Socket *s = checkself(L);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   size_t i = startpos(luaL_optinteger(L, 3, 1), len);
@@ -502,7 +524,7 @@ static int sock_sendto (lua_State *L) {
 ** stack (numbers are converted there) until the system call is done.
 */
 static int sock_sendv (lua_State *L) {
-  Socket *s = sockit_checksocket(L, 1);
+  Socket *s = checkself(L);
   lua_Integer skip = luaL_optinteger(L, 3, 0);
   struct iovec iov[SOCKIT_IOVMAX];
   struct msghdr msg;
@@ -574,7 +596,7 @@ static int sock_sendv (lua_State *L) {
 ** luaL_Buffer.
 */
 static int do_recv (lua_State *L, int from) {
-  Socket *s = sockit_checksocket(L, 1);
+  Socket *s = checkself(L);
   lua_Integer max = luaL_optinteger(L, 2, SOCKIT_RECVMAX);
   int stream = (s->type == SOCK_STREAM);
   size_t cap = stream ? SOCKIT_STREAM_CAP : SOCKIT_DGRAM_CAP;
@@ -848,7 +870,8 @@ static const luaL_Reg mod_funcs[] = {
 /*
 ** Create the socket metatable (liolib's createmeta) and register the
 ** module functions into the table on top of the stack. Methods share
-** one upvalue: the scratch receive buffer of this module instance.
+** two upvalues: the scratch receive buffer of this module instance, and
+** the metatable (checkself).
 */
 void sockit_opensocket (lua_State *L) {
   lua_newuserdatauv(L, sizeof(Scratch), 0);
@@ -858,7 +881,8 @@ void sockit_opensocket (lua_State *L) {
   luaL_setfuncs(L, sock_metamethods, 0);
   luaL_newlibtable(L, sock_methods);
   lua_pushvalue(L, -3);                    /* the scratch buffer */
-  luaL_setfuncs(L, sock_methods, 1);
+  lua_pushvalue(L, -3);                    /* the metatable */
+  luaL_setfuncs(L, sock_methods, 2);
   lua_pushvalue(L, -1);
   lua_setfield(L, -5, "methods");          /* core.methods */
   lua_setfield(L, -2, "__index");
