@@ -191,7 +191,7 @@ hook is off while it runs, so a park it causes itself does not call it.
 local function before_park (task)
   local fn = task.before_park
   if fn then
-    task.before_park = false
+    task.before_park = nil
     fn()
     task.before_park = fn
   end
@@ -291,7 +291,8 @@ local function body (fn, ...)
   fn(...)
   return DONE
 end
-taskmeta.__index = taskmeta
+-- (no __index: a task's absent field, before_park mostly, is then a
+-- cheap miss)
 
 function taskmeta.__tostring (t)
   return ("sockit.task{%s}"):format(t.done and "done" or
@@ -309,14 +310,13 @@ function M.spawn (fn, ...)
     error(("bad argument #1 to 'spawn' (function expected, got %s)")
           :format(type(fn)), 2)
   end
-  -- the arguments wait in the task's own array part until the first
-  -- resume hands them to the shared body: no closure, no argument table.
-  -- The fields the loop reads are never nil (false for "none"): a nil
-  -- field would be looked up again in the metatable on every read.
-  local task = setmetatable({...}, taskmeta)
-  task.n, task.fn = select("#", ...), fn
-  task.parked, task.done, task.t, task.pos = false, false, 0, 0
-  task.fd, task.why, task.before_park = false, false, false
+  -- the count and the arguments wait in the task's own array part until
+  -- the first resume hands them to the shared body: no closure, no
+  -- argument table. A task's eight fields fit the smallest table that
+  -- holds eight (c10k: bench/README.md); before_park is set rarely.
+  local task = setmetatable({select("#", ...), ...}, taskmeta)
+  task.fn, task.parked, task.done, task.t, task.pos = fn, false, false, 0, 0
+  task.fd, task.why = false, false
   task.co = co_create(body)
   tasks[task.co] = task
   ntasks = ntasks + 1
@@ -360,9 +360,9 @@ local function step (task)
   local ok, res
   local fn = task.fn
   if fn then                  -- the first resume: start the body
-    local n = task.n
+    local n = task[1] + 1
     task.fn = false
-    ok, res = co_resume(task.co, fn, unpack(task, 1, n))
+    ok, res = co_resume(task.co, fn, unpack(task, 2, n))
     for i = 1, n do task[i] = nil end
   else
     ok, res = co_resume(task.co)
@@ -510,8 +510,8 @@ function M.before_park (fn)
   local task = tasks[co_running()]
   if not task then error("sockit: before_park outside a task", 2) end
   local old = task.before_park
-  task.before_park = fn or false
-  return old or nil
+  task.before_park = fn
+  return old
 end
 
 -- }======================================================
