@@ -40,7 +40,9 @@ for them: that is where sendfile's zero copy shows over TCP.
 
 Environment: SENDFILE_REPS (default 5), SENDFILE_MIB (default 100),
 SENDFILE_CHUNK (bytes per read of read+write, default 262144),
-SENDFILE_CPUS ("same": sender and receiver on CPU 0, the default, as
+SENDFILE_SNDBUF (the sender's SO_SNDBUF in bytes, both methods; default:
+the kernel's autotuning), SENDFILE_CPUS ("same": sender and receiver on
+CPU 0, the default, as
 bench/run.lua's, for steady figures; "split"; "none"). Bounded:
 every connection has a 60 s timeout, the receiver runs under timeout(1)
 and ends after the last transfer, and the temporary directory (the file,
@@ -51,6 +53,10 @@ local REPS = math.tointeger(tonumber(os.getenv("SENDFILE_REPS") or "5"))
 local MIB = math.tointeger(tonumber(os.getenv("SENDFILE_MIB") or "100"))
 local CHUNK = math.tointeger(tonumber(os.getenv("SENDFILE_CHUNK") or "262144"))
 local CPUS = os.getenv("SENDFILE_CPUS") or "same"
+-- SENDFILE_SNDBUF: bytes of SO_SNDBUF on the sender's socket, for both
+-- methods (default: the kernel's, autotuned up to net.ipv4.tcp_wmem's max)
+local SNDBUF = os.getenv("SENDFILE_SNDBUF") and
+               math.tointeger(tonumber(os.getenv("SENDFILE_SNDBUF")))
 assert(REPS and REPS >= 1 and REPS <= 50, "SENDFILE_REPS must be 1..50")
 assert(MIB and MIB >= 1 and MIB <= 4096, "SENDFILE_MIB must be 1..4096")
 assert(CHUNK and CHUNK >= 1024, "SENDFILE_CHUNK must be at least 1024")
@@ -117,6 +123,7 @@ local METHODS = {"sendfile", "read+write"}
 -- the receiver's CPU seconds
 local function transfer (network, address, method)
   local conn = assert(sockit.connect(network, address, {timeout = 60}))
+  if SNDBUF then assert(conn.socket:setoption("sndbuf", SNDBUF)) end
   local f = assert(io.open(path, "rb"))
   local c0, t0 = os.clock(), sockit.now()
   if method == "sendfile" then
@@ -185,7 +192,8 @@ local function run ()
   assert(sink:close(), "the receiver failed")
 
   print(("%d MiB file, one connection per transfer, medians of %d runs; read+write reads %d KiB "
-         .. "at a time; CPUs: %s"):format(MIB, REPS, CHUNK // 1024, CPUS))
+         .. "at a time; CPUs: %s; sender SO_SNDBUF: %s"):format(MIB, REPS, CHUNK // 1024, CPUS,
+         SNDBUF and (SNDBUF .. " bytes") or "the kernel's (autotuned)"))
   print("receiver: " .. receiver)
   print()
   print("| network | method     |  MiB/s | ratio | ±half range | CPU per file: sender | receiver |")
