@@ -394,6 +394,18 @@ Sending
 ====================================================== ]]
 
 --[[
+Wait until 'sock' has room to send. 'deadline' is true until the first
+wait of a call computes it from the timeout; the caller keeps the one
+returned: ok, msg, code, deadline.
+]]
+local function waitroom (self, sock, deadline)
+  if deadline == true then deadline = deadline_of(self._timeout) end
+  local ok, msg, code = waitfor(sock, "w", deadline)
+  return ok, msg, code, deadline
+end
+
+
+--[[
 conn:write(...) -> conn | nil, msg, code, sent
 Every argument (strings, numbers) completely: one send for one argument,
 one sendmsg (writev) per round for several. Loops on short writes and
@@ -406,7 +418,7 @@ function Conn:write (...)
   if self._closed then error("attempt to use a closed socket", 2) end
   local sock = self.socket
   local nargs = select("#", ...)
-  local deadline, started = nil, false
+  local deadline = true              -- computed by the first wait
   if nargs == 1 then
     local data = ...
     local t = type(data)
@@ -422,10 +434,8 @@ function Conn:write (...)
       if k then
         sent = sent + k
       elseif code == "EAGAIN" then
-        if not started then
-          deadline, started = deadline_of(self._timeout), true
-        end
-        local ok, wmsg, wcode = waitfor(sock, "w", deadline)
+        local ok, wmsg, wcode
+        ok, wmsg, wcode, deadline = waitroom(self, sock, deadline)
         if not ok then return nil, "send: " .. wmsg, wcode, sent end
       else
         return nil, msg, code, sent
@@ -450,10 +460,8 @@ function Conn:write (...)
     if k then
       sent = sent + k
     elseif code == "EAGAIN" then
-      if not started then
-        deadline, started = deadline_of(self._timeout), true
-      end
-      local ok, wmsg, wcode = waitfor(sock, "w", deadline)
+      local ok, wmsg, wcode
+      ok, wmsg, wcode, deadline = waitroom(self, sock, deadline)
       if not ok then return nil, "send: " .. wmsg, wcode, sent end
     else
       return nil, msg, code, sent
@@ -490,7 +498,7 @@ function Conn:sendfile (file, offset, count)
   offset = checkcount(offset, 2, "offset", 0)
   count = checkcount(count, 3, "count", nil)
   local sock = self.socket
-  local sent, deadline, started = 0, nil, false
+  local sent, deadline = 0, true
   while count == nil or sent < count do
     local n, msg, code = sock:sendfile(file, offset + sent,
                                        count and count - sent)
@@ -498,10 +506,8 @@ function Conn:sendfile (file, offset, count)
       if n == 0 then break end           -- the end of the file
       sent = sent + n
     elseif code == "EAGAIN" then
-      if not started then
-        deadline, started = deadline_of(self._timeout), true
-      end
-      local ok, wmsg, wcode = waitfor(sock, "w", deadline)
+      local ok, wmsg, wcode
+      ok, wmsg, wcode, deadline = waitroom(self, sock, deadline)
       if not ok then return nil, "sendfile: " .. wmsg, wcode, sent end
     else
       return nil, msg, code, sent
@@ -517,15 +523,24 @@ end
 The rest
 ====================================================== ]]
 
--- conn:close() -> true (idempotent; removes a socket file it bound)
-function Conn:close ()
+--[[
+M.close(obj) -> true: close for every object holding a core socket (conns
+here, listeners and endpoints): idempotent; tells the loop; removes the
+socket file the object bound, if the path still names it (open.unlink).
+]]
+function M.close (self)
   if not self._closed then
     self._closed = true
-    self._buf, self._pos = "", 1
     wait.close(self.socket)
     if self._path then open.unlink(self._path, self._fileid) end
   end
   return true
+end
+
+-- conn:close() -> true (the buffered bytes go too)
+function Conn:close ()
+  if not self._closed then self._buf, self._pos = "", 1 end
+  return M.close(self)
 end
 
 Conn.__close = Conn.close

@@ -221,14 +221,7 @@ end
 
 
 
-function Endpoint:close ()
-  if not self._closed then
-    self._closed = true
-    wait.close(self.socket)
-    if self._path then open.unlink(self._path, self._fileid) end
-  end
-  return true
-end
+Endpoint.close = conn.close      -- (conn.lua: M.close)
 
 Endpoint.__close = Endpoint.close
 

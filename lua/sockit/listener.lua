@@ -109,14 +109,7 @@ end
 
 -- listener:close() -> true (idempotent); removes the socket file it made
 -- (only if the path still names it: see open.unlink)
-function Listener:close ()
-  if not self._closed then
-    self._closed = true
-    wait.close(self.socket)
-    if self._path then open.unlink(self._path, self._fileid) end
-  end
-  return true
-end
+Listener.close = conn.close      -- (conn.lua: M.close)
 
 Listener.__close = Listener.close
 

@@ -37,7 +37,7 @@ local math_max = math.max
 -- a unique value yielded by parked tasks; anything else a task yields is
 -- a plain "let the others run"
 local PARK = setmetatable({}, {__name = "sockit.loop.park"})
--- what a task's body returns when it ends (so step() needs no
+-- what a task's body returns when it ends (so resumed() needs no
 -- coroutine.status call to tell an end from a yield)
 local DONE = setmetatable({}, {__name = "sockit.loop.done"})
 
@@ -354,19 +354,13 @@ local function resumed (task, ok, res)
   end
 end
 
--- resume 'task' once (the run loop inlines the common case: a task that
--- has started and parks again)
-local function step (task)
-  local ok, res
-  local fn = task.fn
-  if fn then                  -- the first resume: start the body
-    local n = task[1] + 1
-    task.fn = false
-    ok, res = co_resume(task.co, fn, unpack(task, 2, n))
-    for i = 1, n do task[i] = nil end
-  else
-    ok, res = co_resume(task.co)
-  end
+-- the first resume of 'task': start its body with its arguments (the run
+-- loop resumes a started task itself)
+local function start (task)
+  local fn, n = task.fn, task[1] + 1
+  task.fn = false
+  local ok, res = co_resume(task.co, fn, unpack(task, 2, n))
+  for i = 1, n do task[i] = nil end
   if res ~= PARK then resumed(task, ok, res) end
 end
 
@@ -432,7 +426,7 @@ function M.run ()
       for i = 1, n do
         local task = batch[i]
         batch[i] = nil
-        if task.fn then step(task)
+        if task.fn then start(task)
         else
           local ok, res = co_resume(task.co)
           if res ~= PARK then resumed(task, ok, res) end
