@@ -109,15 +109,18 @@ end
 
 -- BENCH_SOCKIT_B=DIR: also run the sockit of another checkout (built,
 -- with its own lua/ and sockit/core.so), as "sockit B": an A/B test of a
--- change, measured side by side in the same run
+-- change, measured side by side in the same run. BENCH_B_SERVER=FILE runs
+-- that server script as "sockit B" instead of servers/sockit.lua (to
+-- measure a floor of bench/analysis/ against the library).
 local B = os.getenv("BENCH_SOCKIT_B")
+local BSERVER = os.getenv("BENCH_B_SERVER") or ROOT .. "/bench/servers/sockit.lua"
 if B then
   local env = ("env LUA_PATH=%s LUA_CPATH=%s "):format(
     q(B .. "/lua/?.lua;" .. B .. "/lua/?/init.lua;;"), q(B .. "/?.so;;"))
   table.insert(IMPLS, 3, {key = "sockitb", name = "sockit B",
     cmd = function (kind, fam, where)
-      return ("%s%s %s %s %s %s"):format(env, LUA,
-        q(ROOT .. "/bench/servers/sockit.lua"), kind, fam, q(where))
+      return ("%s%s %s %s %s %s"):format(env, LUA, q(BSERVER), kind, fam,
+                                         q(where))
     end})
 end
 

@@ -152,6 +152,135 @@ describe("sockit.core sendmany/recvmany", function()
 end)
 
 
+--[[
+UDP segmentation offload: sendmany sends a run of items to one
+destination, all of one length but a shorter last, as one message with
+UDP_SEGMENT. The receiver must still get each item as its own datagram,
+in order, whatever the mix of lengths and destinations.
+]]
+describe("sendmany's runs (UDP_SEGMENT)", function()
+  local fds_before
+  before_each(function() fds_before = B.count_fds() end)
+  after_each(function()
+    assert.equal(fds_before, B.count_fds(), "descriptors leaked")
+  end)
+
+  -- a mix that starts, ends and breaks runs in every way: equal lengths
+  -- (runs longer than the kernel's 64 segments), a shorter item (ends a
+  -- run), a longer one (starts a new run), empty items (no run at all),
+  -- and a change of destination
+  local function mix(dest1, dest2)
+    local items, want1, want2 = {}, {}, {}
+    local function add(data, to2)
+      if to2 then
+        items[#items + 1] = {data, dest2[1], dest2[2]}
+        want2[#want2 + 1] = data
+      else
+        items[#items + 1] = {data, dest1[1], dest1[2]}
+        want1[#want1 + 1] = data
+      end
+    end
+    for i = 1, 150 do add(("%04d"):format(i) .. ("a"):rep(60)) end
+    add("short")
+    add(("b"):rep(100)); add(("c"):rep(100)); add(("d"):rep(7))
+    add(""); add(""); add(("e"):rep(10)); add(("f"):rep(10))
+    for i = 1, 5 do add(("%02d"):format(i) .. ("g"):rep(30), i % 2 == 0) end
+    add(("h"):rep(30), true); add(("i"):rep(30), true); add("j")
+    for i = 1, 70 do add(("k"):rep(900) .. ("%03d"):format(i)) end
+    return items, want1, want2
+  end
+
+  local function receive_all(r, n)
+    local got = {}
+    for _ = 1, n do
+      if #got >= n then break end
+      for _, it in ipairs(assert(r:recvmany(64))) do got[#got + 1] = it[1] end
+    end
+    return got
+  end
+
+  local FAMILIES = {
+    {name = "IPv4", family = "inet", host = "127.0.0.1"},
+    {name = "IPv6", family = "inet6", host = "::1",
+     skip = not v6 and ("no IPv6: " .. tostring(v6why))},
+  }
+  for _, f in ipairs(FAMILIES) do
+    it("keeps every datagram's bounds and order over " .. f.name, function()
+      if f.skip then pending(f.skip) return end
+      local function bound()
+        local s = assert(core.socket(f.family, "dgram"))
+        assert(s:bind(f.host, 0))
+        assert(s:setoption("rcvbuf", 1 << 20))
+        s:settimeout(5)
+        local _, port = s:getsockname()
+        return s, port
+      end
+      local r1, p1 = bound()
+      local r2, p2 = bound()
+      local s = bound()
+      local items, want1, want2 = mix({f.host, p1}, {f.host, p2})
+      local sent = 0
+      while sent < #items do
+        local part = table.move(items, sent + 1, #items, 1, {})
+        sent = sent + assert(s:sendmany(part))
+      end
+      assert.same(want1, receive_all(r1, #want1))
+      assert.same(want2, receive_all(r2, #want2))
+      -- and nothing more arrived
+      r1:settimeout(0); r2:settimeout(0)
+      assert.equal("EAGAIN", select(3, r1:recvmany(1)))
+      assert.equal("EAGAIN", select(3, r2:recvmany(1)))
+      -- strings to a connected peer make runs too
+      assert(s:connect(f.host, p1))
+      local list = {}
+      for i = 1, 100 do list[i] = ("%03d"):format(i) .. ("z"):rep(i == 100 and 1 or 40) end
+      assert.equal(100, s:sendmany(list))
+      r1:settimeout(5)
+      assert.same(list, receive_all(r1, 100))
+      r1:close(); r2:close(); s:close()
+    end)
+  end
+
+  -- where the kernel refuses a run (here: segments longer than the
+  -- loopback MTU of a namespace made for the test: EMSGSIZE), sendmany
+  -- sends the items one by one, which IP fragments and delivers
+  it("falls back to one datagram per message where the kernel refuses a run", function()
+    if not H.is_root() then pending("not root: cannot create a network namespace") return end
+    if not H.have("ip") then pending("the ip command (iproute2) is missing") return end
+    local ns = "sockit-gso-" .. H.pid()
+    local why, code = H.sh("ip netns add " .. ns .. " 2>&1")
+    if code ~= 0 then pending("ip netns add failed: " .. why) return end
+    local out, status, err
+    local done, raised = pcall(function()
+      assert.equal(0, select(2, H.sh("ip -n " .. ns .. " link set lo mtu 1280 up")))
+      out, status, err = H.run_lua([[
+        local core = require "sockit.core"
+        local r = assert(core.socket("inet", "dgram"))
+        assert(r:bind("127.0.0.1", 0))
+        r:settimeout(5)
+        local _, port = r:getsockname()
+        local s = assert(core.socket("inet", "dgram"))
+        local list = {}
+        for i = 1, 6 do list[i] = ("%02d"):format(i) .. ("x"):rep(1398) end
+        local n1 = assert(s:sendmany(list, "127.0.0.1", port))
+        local n2 = assert(s:sendmany({"a", "b"}, "127.0.0.1", port))
+        local got = {}
+        while #got < 8 do
+          for _, it in ipairs(assert(r:recvmany(8))) do got[#got + 1] = it[1] end
+        end
+        for i = 1, 6 do assert(got[i] == list[i], "datagram " .. i) end
+        assert(got[7] == "a" and got[8] == "b")
+        print(n1, n2, #got)
+      ]], {prefix = "ip netns exec " .. ns, timeout = 30})
+    end)
+    H.sh("ip netns del " .. ns)
+    assert(done, raised)
+    assert.equal(0, status, err)
+    assert.equal("6\t2\t8", (out:gsub("%s+$", "")))
+  end)
+end)
+
+
 describe("sockit endpoints: sendmany/recvmany", function()
   local objs = {}
   local function keep(o) objs[#objs + 1] = o; return o end

@@ -5,24 +5,49 @@
 ** The message headers, iovecs, addresses and receive buffers live in one
 ** growable scratch area owned by the module (an upvalue with a __gc), so
 ** a steady loop reuses them instead of allocating per call.
+**
+** On UDP sockets sendmany also uses segmentation offload (UDP_SEGMENT,
+** Linux 4.18): a run of items to one destination, all of one length but
+** the last (which may be shorter), goes as one message that the kernel
+** cuts into those datagrams after the stack has handled it once. The
+** peer receives the same datagrams as without it; the sender's kernel
+** walks its UDP and IP layers once per run instead of once per datagram.
 */
 #include "sockit.h"
 
 #include <errno.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef SOL_UDP
+#define SOL_UDP  IPPROTO_UDP
+#endif
+
 
 #define SOCKIT_BATCHMAX  1024      /* UIO_MAXIOV: the kernel's limit */
 #define SOCKIT_BATCHBOX  "sockit.batch"
+
+#define GSO_SEGS   64        /* datagrams per run: UDP_MAX_SEGMENTS before
+                                Linux 6.9 (128 since) */
+#define GSO_BYTES  65000     /* bytes per run, under UDP's 65,507 */
+
+/* the control message of one run: its segment size */
+typedef union GsoCmsg {
+  struct cmsghdr h;
+  char space[CMSG_SPACE(sizeof(uint16_t))];
+} GsoCmsg;
 
 typedef struct Batch {
   struct mmsghdr *mm;
   struct iovec *iov;
   struct sockaddr_storage *ss;
-  size_t nmsgs;                    /* capacity of mm, iov, ss */
+  struct mmsghdr *gm;              /* sendmany's runs (UDP_SEGMENT) */
+  GsoCmsg *cm;                     /* the control message of each run */
+  size_t *cnt;                     /* the number of items in each run */
+  size_t nmsgs;                    /* capacity of mm, iov, ss, gm, cm, cnt */
   char *buf;
   size_t nbuf;                     /* capacity of buf */
 } Batch;
@@ -30,7 +55,8 @@ typedef struct Batch {
 
 static int batch_gc (lua_State *L) {
   Batch *b = (Batch *)luaL_checkudata(L, 1, SOCKIT_BATCHBOX);
-  free(b->mm); free(b->iov); free(b->ss); free(b->buf);
+  free(b->mm); free(b->iov); free(b->ss);
+  free(b->gm); free(b->cm); free(b->cnt); free(b->buf);
   memset(b, 0, sizeof(*b));
   return 0;
 }
@@ -47,7 +73,13 @@ static Batch *getbatch (lua_State *L, size_t n, size_t bytes) {
     struct sockaddr_storage *ss =
       (struct sockaddr_storage *)realloc(b->ss, n * sizeof(*ss));
     if (ss) b->ss = ss;
-    if (!mm || !iov || !ss)
+    struct mmsghdr *gm = (struct mmsghdr *)realloc(b->gm, n * sizeof(*gm));
+    if (gm) b->gm = gm;
+    GsoCmsg *cm = (GsoCmsg *)realloc(b->cm, n * sizeof(*cm));
+    if (cm) b->cm = cm;
+    size_t *cnt = (size_t *)realloc(b->cnt, n * sizeof(*cnt));
+    if (cnt) b->cnt = cnt;
+    if (!mm || !iov || !ss || !gm || !cm || !cnt)
       luaL_error(L, "not enough memory");
     b->nmsgs = n;
   }
@@ -60,6 +92,115 @@ static Batch *getbatch (lua_State *L, size_t n, size_t bytes) {
   }
   return b;
 }
+
+
+/*
+** {======================================================
+** UDP segmentation offload for sendmany
+** =======================================================
+*/
+
+/* 1 when 'fd' is a UDP socket (not UDP-Lite, not ICMP) of a kernel that
+   knows UDP_SEGMENT, else -1 */
+static int gso_probe (int fd) {
+  int v = 0;
+  socklen_t len = sizeof(v);
+  if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len) != 0 ||
+      v != IPPROTO_UDP)
+    return -1;
+  len = sizeof(v);
+  if (getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) != 0)
+    return -1;
+  return 1;
+}
+
+
+static int samedest (const struct msghdr *a, const struct msghdr *b) {
+  if (a->msg_namelen != b->msg_namelen) return 0;
+  return a->msg_name == b->msg_name ||
+         (a->msg_name != NULL && b->msg_name != NULL &&
+          memcmp(a->msg_name, b->msg_name, a->msg_namelen) == 0);
+}
+
+
+/*
+** Gather the 'n' messages of b->mm (one iovec each, consecutive in b->iov)
+** into runs in b->gm: items to one destination, each as long as the
+** first but the last, which may be shorter (it ends the run). A run of
+** more than one item carries UDP_SEGMENT with that length, so the kernel
+** cuts it exactly at the items' bounds. Returns the number of runs.
+*/
+static size_t gso_group (Batch *b, size_t n) {
+  size_t i = 0, g = 0;
+  while (i < n) {
+    size_t seg = b->iov[i].iov_len, total = seg, j = i + 1;
+    struct msghdr *h = &b->gm[g].msg_hdr;
+    if (seg > 0) {
+      while (j < n && j - i < GSO_SEGS) {
+        size_t len = b->iov[j].iov_len;
+        if (len == 0 || len > seg || total + len > GSO_BYTES ||
+            !samedest(&b->mm[i].msg_hdr, &b->mm[j].msg_hdr))
+          break;
+        total += len;
+        j++;
+        if (len < seg) break;
+      }
+    }
+    *h = b->mm[i].msg_hdr;          /* its name, and iov = &b->iov[i] */
+    h->msg_iovlen = j - i;
+    if (j - i > 1) {
+      GsoCmsg *c = &b->cm[g];
+      uint16_t v = (uint16_t)seg;   /* seg <= GSO_BYTES */
+      memset(c, 0, sizeof(*c));
+      c->h.cmsg_level = SOL_UDP;
+      c->h.cmsg_type = UDP_SEGMENT;
+      c->h.cmsg_len = CMSG_LEN(sizeof(v));
+      memcpy(CMSG_DATA(&c->h), &v, sizeof(v));
+      h->msg_control = c;
+      h->msg_controllen = sizeof(c->space);
+    }
+    b->gm[g].msg_len = 0;
+    b->cnt[g] = j - i;
+    g++;
+    i = j;
+  }
+  return g;
+}
+
+
+/*
+** Send the 'g' runs of b->gm. Returns the number of items sent (>= 0),
+** or -1 with *err set: a failure to report, or 0 in *err when the kernel
+** refused segmentation itself (a segment longer than the path's MTU, a
+** device without checksum offload), and the caller should send the
+** items one by one instead.
+*/
+static lua_Integer gso_send (Socket *s, Batch *b, size_t g, Wait *wt,
+                             int *err) {
+  for (;;) {
+    int sent = sendmmsg(s->fd, b->gm, (unsigned)g, MSG_NOSIGNAL);
+    if (sent >= 0) {
+      lua_Integer items = 0;
+      int k;
+      for (k = 0; k < sent; k++) items += (lua_Integer)b->cnt[k];
+      return items;
+    }
+    *err = errno;
+    if (*err == EINTR)
+      continue;
+    if (*err == EAGAIN && (*err = sockit_waitfor(s, POLLOUT, wt)) == 0)
+      continue;
+    if (b->cnt[0] > 1 && (*err == EINVAL || *err == EIO ||
+                          *err == EMSGSIZE || *err == ENOPROTOOPT ||
+                          *err == EOPNOTSUPP)) {
+      s->gso = -1;        /* this socket sends one datagram per message */
+      *err = 0;
+    }
+    return -1;
+  }
+}
+
+/* }====================================================== */
 
 
 /*
@@ -139,6 +280,23 @@ static int sock_sendmany (lua_State *L) {
     h->msg_iov = &b->iov[i];
     h->msg_iovlen = 1;
     b->mm[i].msg_len = 0;
+  }
+  if (n > 1 && s->gso >= 0 && s->type == SOCK_DGRAM &&
+      (s->family == AF_INET || s->family == AF_INET6)) {
+    if (s->gso == 0) s->gso = gso_probe(s->fd);
+    if (s->gso > 0) {
+      size_t g = gso_group(b, (size_t)n);
+      if (g < (size_t)n) {
+        int err = 0;
+        lua_Integer items = gso_send(s, b, g, &wt, &err);
+        if (items >= 0) {
+          lua_pushinteger(L, items);
+          return 1;
+        }
+        if (err != 0)
+          return sockit_fail(L, err, "sendmany", common ? a.text : NULL);
+      }
+    }
   }
   for (;;) {
     int sent = sendmmsg(s->fd, b->mm, (unsigned)n, MSG_NOSIGNAL);

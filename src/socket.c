@@ -71,6 +71,7 @@ Socket *sockit_newsocket (lua_State *L, int family, int type) {
   s->type = type;
   s->state = ST_FRESH;
   s->timeout = -1;
+  s->gso = 0;
   luaL_setmetatable(L, SOCKIT_SOCKET);
   return s;
 }

@@ -58,6 +58,8 @@ typedef struct Socket {
   int type;            /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
   int state;           /* enum sockit_state */
   double timeout;      /* seconds; < 0 blocks forever, 0 never waits */
+  int gso;             /* UDP segmentation offload for sendmany (batch.c):
+                          0 not known yet, 1 in use, -1 not available */
 } Socket;
 
 /* the scratch receive buffer, one per module instance (an upvalue) */
