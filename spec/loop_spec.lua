@@ -136,6 +136,43 @@ describe("sockit event loop", function()
     assert.are.equal(3, steps)
   end)
 
+  -- the loop resumes a task woken by its socket while it walks the
+  -- poller's events; a stop() from one of them must leave the others of
+  -- that same poll suspended, for the next run, not resumed or lost
+  it("a stop() from a task woken by I/O leaves the others woken with it for the next run", function()
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    local clients, servers = {}, {}
+    for i = 1, 3 do
+      clients[i] = assert(sockit.connect("tcp", l:addr()))
+      servers[i] = assert(l:accept())
+    end
+    local ran = {}
+    for i = 1, 3 do
+      sockit.spawn(function()
+        local data = assert(servers[i]:recv())
+        ran[#ran + 1] = data
+        sockit.stop()
+      end)
+    end
+    -- the first run starts the three tasks, which park in recv; a
+    -- second turn could only come from the sockets: send to all three,
+    -- so that one poll wakes them together
+    sockit.spawn(function()
+      for i = 1, 3 do assert(clients[i]:write("m" .. i)) end
+    end)
+    sockit.run()
+    assert.are.equal(1, #ran)
+    sockit.run()
+    assert.are.equal(2, #ran)
+    sockit.run()
+    assert.are.equal(3, #ran)
+    table.sort(ran)
+    assert.are.same({"m1", "m2", "m3"}, ran)
+    assert.are.equal(0, require("sockit.loop").count())
+    for i = 1, 3 do clients[i]:close(); servers[i]:close() end
+    l:close()
+  end)
+
   it("reports a task that raises and keeps running the others", function()
     local loop = require "sockit.loop"
     local reported

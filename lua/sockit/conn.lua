@@ -341,10 +341,25 @@ function Conn:recv (max)
   if self._closed then error("attempt to use a closed socket", 2) end
   if max == nil then max = CHUNK else max = checkmax(max, "recv") end
   if self._buf ~= "" then return frombuffer(self, max) end
+  local sock = self.socket
   -- the common case inline: nothing buffered, data ready (one C call)
-  local data, msg, code = c_recv(self.socket, max)
+  local data, msg, code = c_recv(sock, max)
   if data then return data end
   if code == "EAGAIN" then
+    -- no timeout, inside a task: park straight through the loop's hook,
+    -- two Lua frames fewer on the task's stack than through recv1 (whose
+    -- rules this follows); the hook answers false outside a task
+    local hook = wait.hook
+    if hook and self._timeout == false then
+      while true do
+        local ok, wmsg, wcode = hook(sock, "r", nil)
+        if ok == false then break end
+        if not ok then return nil, "recv: " .. wmsg, wcode end
+        data, msg, code = c_recv(sock, max)
+        if data then return data end
+        if code ~= "EAGAIN" then return nil, msg, code end
+      end
+    end
     self._rdl = true
     data, msg, code = recv1(self, max, true, true)
     if data then return data end
@@ -421,18 +436,21 @@ function Conn:write (...)
   local deadline = true              -- computed by the first wait
   if nargs == 1 then
     local data = ...
-    local t = type(data)
-    if t ~= "string" then
+    if type(data) ~= "string" then
+      local t = type(data)
       if t == "number" then data = tostring(data)
       else argerror(1, "write", "string expected, got " .. t, 2) end
     end
-    local len, sent = #data, 0
-    while sent < len do
-      local k, msg, code
-      if sent == 0 then k, msg, code = c_send(sock, data)
-      else k, msg, code = c_send(sock, data, sent + 1) end
+    local len = #data
+    if len == 0 then return self end
+    -- the common case is the first send taking it all
+    local k, msg, code = c_send(sock, data)
+    if k == len then return self end
+    local sent = 0
+    while true do
       if k then
         sent = sent + k
+        if sent >= len then return self end
       elseif code == "EAGAIN" then
         local ok, wmsg, wcode
         ok, wmsg, wcode, deadline = waitroom(self, sock, deadline)
@@ -440,8 +458,8 @@ function Conn:write (...)
       else
         return nil, msg, code, sent
       end
+      k, msg, code = c_send(sock, data, sent + 1)
     end
-    return self
   end
   local list, total = {...}, 0
   for i = 1, nargs do

@@ -56,6 +56,10 @@ local fdof = setmetatable({}, {__mode = "k"})
 local levelmask = {}              -- fd -> mask registered (level mode)
 local heap, nheap = {}, 0         -- timers: tasks, by their field t
 local running, stopping = false, false
+-- the task the loop resumed last: park finds it here without a look-up
+-- in 'tasks' (a cold line of a big table at ten thousand tasks), after
+-- checking that its coroutine is the one running
+local current = false
 
 
 --[[ {======================================================
@@ -203,8 +207,12 @@ The hook of wait.wait: park the running task until 'sock' is ready for
 caller is not a task of this loop, so that wait.wait blocks instead.
 ]]
 local function park (sock, events, deadline)
-  local task = tasks[co_running()]
-  if not task then return false end
+  local co = co_running()
+  local task = current
+  if not task or task.co ~= co then
+    task = tasks[co]
+    if not task then return false end
+  end
   if task.before_park then before_park(task) end
   if sock then
     local fd = fdof[sock]
@@ -213,26 +221,29 @@ local function park (sock, events, deadline)
       fdof[sock] = fd
     end
     if events ~= "w" then
-      if readers[fd] and readers[fd] ~= task then
+      local r = readers[fd]
+      if r and r ~= task then
         return nil, "another task is already reading this socket", "EBUSY"
       end
       readers[fd] = task
     end
     if events ~= "r" then
-      if writers[fd] and writers[fd] ~= task then
+      local w = writers[fd]
+      if w and w ~= task then
         if readers[fd] == task then readers[fd] = nil end
         return nil, "another task is already writing this socket", "EBUSY"
       end
       writers[fd] = task
     end
-    if not poller then getpoller() end
+    if not edge and not poller then getpoller() end
     if edge then
-      local ok, msg, code = true, nil, nil
-      if registered[fd] ~= sock then ok, msg, code = ensure_registered(sock, fd) end
-      if not ok then
-        if readers[fd] == task then readers[fd] = nil end
-        if writers[fd] == task then writers[fd] = nil end
-        return nil, msg, code
+      if registered[fd] ~= sock then
+        local ok, msg, code = ensure_registered(sock, fd)
+        if not ok then
+          if readers[fd] == task then readers[fd] = nil end
+          if writers[fd] == task then writers[fd] = nil end
+          return nil, msg, code
+        end
       end
     else
       level_update(fd)
@@ -359,6 +370,7 @@ end
 local function start (task)
   local fn, n = task.fn, task[1] + 1
   task.fn = false
+  current = task
   local ok, res = co_resume(task.co, fn, unpack(task, 2, n))
   for i = 1, n do task[i] = nil end
   if res ~= PARK then resumed(task, ok, res) end
@@ -371,6 +383,18 @@ end
 The loop
 =======================================================]]
 
+-- put 'task' and batch[i+1..n] back at the front of the ready queue
+local function requeue (batch, i, n, task)
+  local rest = {task}
+  for j = i + 1, n do
+    rest[#rest + 1] = batch[j]
+    batch[j] = nil
+  end
+  for j = 1, nready do rest[#rest + 1] = ready[j] end
+  for j = 1, #rest do ready[j] = rest[j] end
+  nready = #rest
+end
+
 local function poll_once (timeout)
   -- (the poller may not exist yet when every task only sleeps)
   local n, objs, evs = (poller or getpoller()):wait(timeout)
@@ -381,13 +405,20 @@ local function poll_once (timeout)
       local t = readers[fd]
       if t then
         if edge and t.pos == 0 and writers[fd] ~= t then
-          -- wake(t, "ready") inlined for the usual case: a task parked
-          -- to read, with no deadline (edge mode: no interest to update)
+          -- the usual case, a task parked to read with no deadline, is
+          -- woken and resumed here, not queued for the next turn (edge
+          -- mode: no interest to update); after stop() it is queued
           readers[fd] = nil
           t.parked, t.why, t.fd = false, "ready", false
           nparked_io = nparked_io - 1
-          nready = nready + 1
-          ready[nready] = t
+          if stopping then
+            nready = nready + 1
+            ready[nready] = t
+          else
+            current = t
+            local ok, res = co_resume(t.co)
+            if res ~= PARK then resumed(t, ok, res) end
+          end
         else
           wake(t, "ready")
         end
@@ -410,8 +441,9 @@ local function expire_timers ()
 end
 
 --[[
-M.run() runs until no task is left, or M.stop() is called (then the
-remaining tasks stay suspended and a later run() continues them).
+M.run() runs until no task is left, or M.stop() is called: the task that
+called it runs on until it waits or yields, then the loop returns; every
+other task stays suspended, and a later run() continues them.
 ]]
 function M.run ()
   if tasks[co_running()] then error("sockit.run: called inside a task", 2) end
@@ -426,8 +458,15 @@ function M.run ()
       for i = 1, n do
         local task = batch[i]
         batch[i] = nil
+        if stopping then
+          -- stop() from a task of this batch: the rest of it waits for
+          -- the next run, ahead of the tasks made ready meanwhile
+          requeue(batch, i, n, task)
+          break
+        end
         if task.fn then start(task)
         else
+          current = task
           local ok, res = co_resume(task.co)
           if res ~= PARK then resumed(task, ok, res) end
         end
