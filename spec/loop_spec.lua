@@ -173,6 +173,19 @@ describe("sockit event loop", function()
     l:close()
   end)
 
+  -- regression: the loop remembered the last task it resumed (to find
+  -- the running task without a look-up) and so kept a finished task,
+  -- its coroutine and what they held, alive until another task ran
+  it("keeps nothing of a finished task alive", function()
+    local weak = setmetatable({}, {__mode = "k"})
+    local task = sockit.spawn(function() sockit.sleep(0.001) end)
+    weak[task] = true
+    task = nil  -- luacheck: ignore 311
+    sockit.run()
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak))
+  end)
+
   it("reports a task that raises and keeps running the others", function()
     local loop = require "sockit.loop"
     local reported

@@ -359,6 +359,7 @@ local function resumed (task, ok, res)
   tasks[co] = nil
   ntasks = ntasks - 1
   task.done = true
+  if current == task then current = false end   -- let it be collected
   if not ok then
     task.error = res
     M.onerror(task, traceback(co, tostring(res)))
