@@ -151,30 +151,28 @@ for i = 1, WINDOW do
 end
 local bad = 0            -- echoes that are not one of the window's datagrams
 
--- the client of the core modes: the same, with bare core calls
-local function core_client (mode, address)
-  local host, port = address:match("^(.*):(%d+)$")
-  port = tonumber(port)
-  local s = assert(sockit.core.socket("inet", "dgram"))
-  assert(s:bind("127.0.0.1", 0))
-  s:settimeout(0.2)
+-- echoes per second from one run of SECONDS, and how many were lost.
+-- 'side' is the client's side of a mode: sendto(data), recvfrom() -> data,
+-- sendmany(list), recvmany(n) -> list, close(); the loop is the same for
+-- every mode, only the calls differ
+local function drive (batched, side)
   local echoed, lost = 0, 0
   local t0 = sockit.now()
   local deadline = t0 + SECONDS
   while sockit.now() < deadline do
     local got = 0
-    if mode == "core-single" then
-      for i = 1, WINDOW do assert(s:sendto(window[i], host, port)) end
+    if not batched then
+      for i = 1, WINDOW do assert(side.sendto(window[i])) end
       while got < WINDOW do
-        local data = s:recvfrom()
+        local data = side.recvfrom()
         if not data then break end
         if not valid[data] then bad = bad + 1 end
         got = got + 1
       end
     else
-      assert(s:sendmany(window, host, port))
+      assert(side.sendmany(window))
       while got < WINDOW do
-        local list = s:recvmany(WINDOW)
+        local list = side.recvmany(WINDOW)
         if not list then break end
         for i = 1, #list do
           if not valid[list[i][1]] then bad = bad + 1 end
@@ -186,47 +184,38 @@ local function core_client (mode, address)
     lost = lost + (WINDOW - got)
   end
   local rate = echoed / (sockit.now() - t0)
-  s:sendto("stop", host, port)
-  s:close()
+  side.sendto("stop")
+  side.close()
   return rate, lost
 end
 
--- echoes per second from one run of SECONDS; and how many were lost
+-- the client of each mode: the core modes with bare core calls (no
+-- address strings), the others through the Lua layer's endpoint
 local function client (mode, address)
-  if mode:find("^core") then return core_client(mode, address) end
+  local batched = not mode:find("single$")
+  if mode:find("^core") then
+    local host, port = address:match("^(.*):(%d+)$")
+    port = tonumber(port)
+    local s = assert(sockit.core.socket("inet", "dgram"))
+    assert(s:bind("127.0.0.1", 0))
+    s:settimeout(0.2)
+    return drive(batched, {
+      sendto = function (data) return s:sendto(data, host, port) end,
+      recvfrom = function () return (s:recvfrom()) end,
+      sendmany = function (list) return s:sendmany(list, host, port) end,
+      recvmany = function (n) return (s:recvmany(n)) end,
+      close = function () s:close() end,
+    })
+  end
   local ep = assert(sockit.bind("udp4", "127.0.0.1:0"))
   ep:settimeout(0.2)
-  local echoed, lost = 0, 0
-  local t0 = sockit.now()
-  local deadline = t0 + SECONDS
-  while sockit.now() < deadline do
-    local got = 0
-    if mode == "single" then
-      for i = 1, WINDOW do assert(ep:sendto(window[i], address)) end
-      while got < WINDOW do
-        local data = ep:recvfrom()
-        if not data then break end
-        if not valid[data] then bad = bad + 1 end
-        got = got + 1
-      end
-    else
-      assert(ep:sendmany(window, address))
-      while got < WINDOW do
-        local list = ep:recvmany(WINDOW)
-        if not list then break end
-        for i = 1, #list do
-          if not valid[list[i][1]] then bad = bad + 1 end
-        end
-        got = got + #list
-      end
-    end
-    echoed = echoed + got
-    lost = lost + (WINDOW - got)
-  end
-  local rate = echoed / (sockit.now() - t0)
-  ep:sendto("stop", address)
-  ep:close()
-  return rate, lost
+  return drive(batched, {
+    sendto = function (data) return ep:sendto(data, address) end,
+    recvfrom = function () return (ep:recvfrom()) end,
+    sendmany = function (list) return ep:sendmany(list, address) end,
+    recvmany = function (n) return (ep:recvmany(n)) end,
+    close = function () ep:close() end,
+  })
 end
 
 local MODES = {"single", "batched", "serve", "core-single", "core-batched"}

@@ -169,35 +169,32 @@ static size_t gso_group (Batch *b, size_t n) {
 
 
 /*
-** Send the 'g' runs of b->gm. Returns the number of items sent (>= 0),
-** or -1 with *err set: a failure to report, or 0 in *err when the kernel
-** refused segmentation itself (a segment longer than the path's MTU, a
-** device without checksum offload), and the caller should send the
-** items one by one instead.
+** One sendmmsg of the 'n' messages of 'mm', retried on EINTR and, per the
+** socket's timeout, on EAGAIN. Returns the number of messages sent (>= 0)
+** or -errno.
 */
-static lua_Integer gso_send (Socket *s, Batch *b, size_t g, Wait *wt,
-                             int *err) {
+static int mmsg_send (Socket *s, struct mmsghdr *mm, unsigned n, Wait *wt) {
   for (;;) {
-    int sent = sendmmsg(s->fd, b->gm, (unsigned)g, MSG_NOSIGNAL);
-    if (sent >= 0) {
-      lua_Integer items = 0;
-      int k;
-      for (k = 0; k < sent; k++) items += (lua_Integer)b->cnt[k];
-      return items;
-    }
-    *err = errno;
-    if (*err == EINTR)
+    int sent = sendmmsg(s->fd, mm, n, MSG_NOSIGNAL);
+    int err;
+    if (sent >= 0)
+      return sent;
+    err = errno;
+    if (err == EINTR)
       continue;
-    if (*err == EAGAIN && (*err = sockit_waitfor(s, POLLOUT, wt)) == 0)
+    if (err == EAGAIN && (err = sockit_waitfor(s, POLLOUT, wt)) == 0)
       continue;
-    if (b->cnt[0] > 1 && (*err == EINVAL || *err == EIO ||
-                          *err == EMSGSIZE || *err == ENOPROTOOPT ||
-                          *err == EOPNOTSUPP)) {
-      s->gso = -1;        /* this socket sends one datagram per message */
-      *err = 0;
-    }
-    return -1;
+    return -err;
   }
+}
+
+
+/* did the kernel refuse segmentation itself (not the datagrams)? a
+   segment longer than the path's MTU, a device without checksum
+   offload, a kernel without it */
+static int gso_refused (int err) {
+  return err == EINVAL || err == EIO || err == EMSGSIZE ||
+         err == ENOPROTOOPT || err == EOPNOTSUPP;
 }
 
 /* }====================================================== */
@@ -287,31 +284,26 @@ static int sock_sendmany (lua_State *L) {
     if (s->gso > 0) {
       size_t g = gso_group(b, (size_t)n);
       if (g < (size_t)n) {
-        int err = 0;
-        lua_Integer items = gso_send(s, b, g, &wt, &err);
-        if (items >= 0) {
+        int r = mmsg_send(s, b->gm, (unsigned)g, &wt);
+        if (r >= 0) {            /* count the items of the runs sent */
+          lua_Integer items = 0;
+          int k;
+          for (k = 0; k < r; k++) items += (lua_Integer)b->cnt[k];
           lua_pushinteger(L, items);
           return 1;
         }
-        if (err != 0)
-          return sockit_fail(L, err, "sendmany", common ? a.text : NULL);
+        if (b->cnt[0] == 1 || !gso_refused(-r))
+          return sockit_fail(L, -r, "sendmany", common ? a.text : NULL);
+        s->gso = -1;   /* from now on, one datagram per message (below) */
       }
     }
   }
-  for (;;) {
-    int sent = sendmmsg(s->fd, b->mm, (unsigned)n, MSG_NOSIGNAL);
-    if (sent >= 0) {
-      lua_pushinteger(L, sent);
-      return 1;
-    }
-    else {
-      int err = errno;
-      if (err == EINTR)
-        continue;
-      if (err == EAGAIN && (err = sockit_waitfor(s, POLLOUT, &wt)) == 0)
-        continue;
-      return sockit_fail(L, err, "sendmany", common ? a.text : NULL);
-    }
+  {
+    int r = mmsg_send(s, b->mm, (unsigned)n, &wt);
+    if (r < 0)
+      return sockit_fail(L, -r, "sendmany", common ? a.text : NULL);
+    lua_pushinteger(L, r);
+    return 1;
   }
 }
 

@@ -420,59 +420,9 @@ local function waitroom (self, sock, deadline)
 end
 
 
---[[
-conn:write(...) -> conn | nil, msg, code, sent
-Every argument (strings, numbers) completely: one send for one argument,
-one sendmsg (writev) per round for several. Loops on short writes and
-waits for room until every byte is with the kernel or the deadline
-passes. On failure 'sent' says how many bytes of the concatenated
-arguments the kernel had taken (with timeout 0, "EAGAIN" may come after
-a part: write the rest later).
-]]
-function Conn:write (...)
-  if self._closed then error("attempt to use a closed socket", 2) end
-  local sock = self.socket
-  local nargs = select("#", ...)
-  local deadline = true              -- computed by the first wait
-  if nargs == 1 then
-    local data = ...
-    if type(data) ~= "string" then
-      local t = type(data)
-      if t == "number" then data = tostring(data)
-      else argerror(1, "write", "string expected, got " .. t, 2) end
-    end
-    local len = #data
-    if len == 0 then return self end
-    -- the common case is the first send taking it all
-    local k, msg, code = c_send(sock, data)
-    if k == len then return self end
-    local sent = 0
-    while true do
-      if k then
-        sent = sent + k
-        if sent >= len then return self end
-      elseif code == "EAGAIN" then
-        local ok, wmsg, wcode
-        ok, wmsg, wcode, deadline = waitroom(self, sock, deadline)
-        if not ok then return nil, "send: " .. wmsg, wcode, sent end
-      else
-        return nil, msg, code, sent
-      end
-      k, msg, code = c_send(sock, data, sent + 1)
-    end
-  end
-  local list, total = {...}, 0
-  for i = 1, nargs do
-    local v = list[i]
-    if type(v) == "number" then
-      v = tostring(v)
-      list[i] = v
-    elseif type(v) ~= "string" then
-      argerror(i, "write", "string expected, got " .. type(v), 2)
-    end
-    total = total + #v
-  end
-  local sent = 0
+-- send the rest of the strings of 'list' (total bytes, 'sent' gone
+-- already), waiting for room: what Conn:write returns
+local function sendrest (self, sock, list, total, sent, deadline)
   while sent < total do
     local k, msg, code = c_sendv(sock, list, sent)
     if k then
@@ -486,6 +436,50 @@ function Conn:write (...)
     end
   end
   return self
+end
+
+--[[
+conn:write(...) -> conn | nil, msg, code, sent
+Every argument (strings, numbers) completely: one send for one argument
+(what a short send leaves goes by sendmsg, as for several),
+one sendmsg (writev) per round for several. Loops on short writes and
+waits for room until every byte is with the kernel or the deadline
+passes. On failure 'sent' says how many bytes of the concatenated
+arguments the kernel had taken (with timeout 0, "EAGAIN" may come after
+a part: write the rest later).
+]]
+function Conn:write (...)
+  if self._closed then error("attempt to use a closed socket", 2) end
+  local sock = self.socket
+  local nargs = select("#", ...)
+  if nargs == 1 then
+    local data = ...
+    if type(data) ~= "string" then
+      local t = type(data)
+      if t == "number" then data = tostring(data)
+      else argerror(1, "write", "string expected, got " .. t, 2) end
+    end
+    local len = #data
+    if len == 0 then return self end
+    -- the common case is the first send taking it all
+    local k, msg, code = c_send(sock, data)
+    if k == len then return self end
+    if not k and code ~= "EAGAIN" then return nil, msg, code, 0 end
+    return sendrest(self, sock, {data}, len, k or 0, true)
+  end
+  local list, total = {...}, 0
+  for i = 1, nargs do
+    local v = list[i]
+    if type(v) == "number" then
+      v = tostring(v)
+      list[i] = v
+    elseif type(v) ~= "string" then
+      argerror(i, "write", "string expected, got " .. type(v), 2)
+    end
+    total = total + #v
+  end
+  -- (the deadline, true until then, is computed by the first wait)
+  return sendrest(self, sock, list, total, 0, true)
 end
 
 
