@@ -34,9 +34,6 @@ local error, setmetatable, type, select, tostring =
 local io_stderr = io.stderr
 local math_max = math.max
 
--- a unique value yielded by parked tasks; anything else a task yields is
--- a plain "let the others run"
-local PARK = setmetatable({}, {__name = "sockit.loop.park"})
 -- what a task's body returns when it ends (so resumed() needs no
 -- coroutine.status call to tell an end from a yield)
 local DONE = setmetatable({}, {__name = "sockit.loop.done"})
@@ -50,9 +47,12 @@ local spare = {}                  -- the other ready array, swapped in
 local readers, writers = {}, {}   -- fd -> task parked for "r" / "w"
 local nparked_io = 0              -- tasks parked on a descriptor
 local registered = setmetatable({}, {__mode = "v"})  -- fd -> socket
--- socket -> its descriptor, so that parking costs no fileno() call (a
--- socket's descriptor never changes while it is open; weak keys)
+-- socket -> its descriptor, once the socket is registered with the
+-- poller (edge mode; in level mode as soon as a task waits on it): one
+-- look-up per wait both finds the descriptor and says that the poller
+-- has it (a socket's descriptor never changes while it is open; weak keys)
 local fdof = setmetatable({}, {__mode = "k"})
+local p_wait                      -- the poller's wait method
 local levelmask = {}              -- fd -> mask registered (level mode)
 local heap, nheap = {}, 0         -- timers: tasks, by their field t
 local running, stopping = false, false
@@ -134,6 +134,9 @@ local function getpoller ()
   if not poller then
     poller = assert(core.poller())
     edge = poller:backend() == "epoll"
+    p_wait = poller.wait
+    -- evs as 1, 2, 3 ("r", "w", "rw"): compared inline by the VM
+    poller:_numeric()
   end
   return poller
 end
@@ -156,7 +159,15 @@ local function level_update (fd)
   end
 end
 
--- wake a parked task with 'why' ("ready", "timeout", "closed")
+--[[
+A task's field 'parked' is false while it runs or is ready, 1 while it
+waits only to read, with no deadline, in edge mode (the loop then resumes
+it straight from the poller's report: poll_once), and true while it waits
+otherwise. Its field 'why' is false, or why it was woken other than by
+readiness: "timeout" or "closed".
+]]
+
+-- wake a parked task, with why false (ready), "timeout" or "closed"
 local function wake (task, why)
   if not task.parked then return end
   task.parked = false
@@ -174,17 +185,25 @@ local function wake (task, why)
   ready[nready] = task
 end
 
--- register 'sock' (descriptor 'fd') with the poller, once (edge mode)
-local function ensure_registered (sock, fd)
-  if registered[fd] == sock then return true end
+--[[
+The first wait on 'sock': in edge mode register its descriptor with the
+poller, once, for "rw" (and with the socket, so that the poller keeps its
+read-before-park flags: socket.c, do_recv); then note the descriptor in
+fdof. Returns the descriptor, or nil, msg, code.
+]]
+local function enroll (sock)
+  local fd = sock:fileno()
   local p = getpoller()
-  local ok, msg, code = p:add(fd, "rw", true)
-  if not ok and code == "EEXIST" then   -- fd number reused: a stale entry
-    ok, msg, code = p:modify(fd, "rw", true)
+  if edge and registered[fd] ~= sock then
+    local ok, msg, code = p:add(fd, "rw", true, sock)
+    if not ok and code == "EEXIST" then   -- fd number reused: a stale entry
+      ok, msg, code = p:modify(fd, "rw", true, sock)
+    end
+    if not ok then return nil, msg, code end
+    registered[fd] = sock
   end
-  if not ok then return nil, msg, code end
-  registered[fd] = sock
-  return true
+  fdof[sock] = fd
+  return fd
 end
 
 --[[
@@ -201,24 +220,39 @@ local function before_park (task)
   end
 end
 
+-- the task of this loop running now, or nil
+local function running_task ()
+  local co = co_running()
+  local task = current
+  if task and task.co == co then return task end
+  return tasks[co]
+end
+
+-- what a parked task says when it is resumed (its 'why' set)
+local function woken (task, why, sock)
+  task.why = false
+  if why == "timeout" then
+    if sock then return nil, "timed out", "ETIMEDOUT" end
+    return true
+  end
+  return nil, "socket closed while waiting", "EBADF"
+end
+
 --[[
 The hook of wait.wait: park the running task until 'sock' is ready for
 'events' or 'deadline' passes. Returns false ("not in a task") when the
 caller is not a task of this loop, so that wait.wait blocks instead.
 ]]
 local function park (sock, events, deadline)
-  local co = co_running()
-  local task = current
-  if not task or task.co ~= co then
-    task = tasks[co]
-    if not task then return false end
-  end
+  local task = running_task()
+  if not task then return false end
   if task.before_park then before_park(task) end
   if sock then
     local fd = fdof[sock]
     if not fd then
-      fd = sock:fileno()
-      fdof[sock] = fd
+      local msg, code
+      fd, msg, code = enroll(sock)
+      if not fd then return nil, msg, code end
     end
     if events ~= "w" then
       local r = readers[fd]
@@ -235,33 +269,53 @@ local function park (sock, events, deadline)
       end
       writers[fd] = task
     end
-    if not edge and not poller then getpoller() end
-    if edge then
-      if registered[fd] ~= sock then
-        local ok, msg, code = ensure_registered(sock, fd)
-        if not ok then
-          if readers[fd] == task then readers[fd] = nil end
-          if writers[fd] == task then writers[fd] = nil end
-          return nil, msg, code
-        end
-      end
-    else
-      level_update(fd)
-    end
+    if not edge then level_update(fd) end
     task.fd = fd
     nparked_io = nparked_io + 1
   end
   if deadline then timer_add(task, deadline) end
   task.parked = true
-  co_yield(PARK)
+  co_yield()
   local why = task.why
-  task.why = false
-  if why == "timeout" then
-    if sock then return nil, "timed out", "ETIMEDOUT" end
-    return true
-  elseif why == "closed" then
-    return nil, "socket closed while waiting", "EBADF"
+  if why then return woken(task, why, sock) end
+  return true
+end
+
+--[[
+The hook of conn:recv (wait.readhook): park(sock, "r", nil) for the
+commonest wait there is, in fewer steps. In edge mode the task is marked
+so that the poller's report resumes it at once (poll_once).
+]]
+local function park_read (sock)
+  local co = co_running()
+  local task = current
+  if not task or task.co ~= co then
+    task = tasks[co]
+    if not task then return false end
   end
+  if task.before_park then before_park(task) end
+  local fd = fdof[sock]
+  if not fd then
+    local msg, code
+    fd, msg, code = enroll(sock)
+    if not fd then return nil, msg, code end
+  end
+  local r = readers[fd]
+  if r and r ~= task then
+    return nil, "another task is already reading this socket", "EBUSY"
+  end
+  readers[fd] = task
+  task.fd = fd
+  nparked_io = nparked_io + 1
+  if edge then
+    task.parked = 1
+  else
+    level_update(fd)
+    task.parked = true
+  end
+  co_yield()
+  local why = task.why
+  if why then return woken(task, why, sock) end
   return true
 end
 
@@ -271,7 +325,7 @@ descriptor out of the poller first (STYLE.md 11) and wake whoever waits
 on it, so that a task blocked in accept or read sees "EBADF".
 ]]
 local function closing (sock)
-  local fd = sock:fileno()
+  local fd = fdof[sock] or sock:fileno()
   fdof[sock] = nil
   local r, w = readers[fd], writers[fd]
   if r then wake(r, "closed") end
@@ -374,7 +428,7 @@ local function start (task)
   current = task
   local ok, res = co_resume(task.co, fn, unpack(task, 2, n))
   for i = 1, n do task[i] = nil end
-  if res ~= PARK then resumed(task, ok, res) end
+  if not task.parked then resumed(task, ok, res) end
 end
 
 -- }======================================================
@@ -398,19 +452,22 @@ end
 
 local function poll_once (timeout)
   -- (the poller may not exist yet when every task only sleeps)
-  local n, objs, evs = (poller or getpoller()):wait(timeout)
+  local p = poller or getpoller()   -- (sets p_wait)
+  local n, objs, evs = p_wait(p, timeout)
   if not n then error("sockit.run: " .. tostring(objs), 0) end
+  local rd, wr = readers, writers   -- in registers, not upvalues
   for i = 1, n do
-    local fd, ev = objs[i], evs[i]
-    if ev ~= "w" then
-      local t = readers[fd]
+    local fd, ev = objs[i], evs[i]     -- ev: 1 "r", 2 "w", 3 "rw"
+    if ev ~= 2 then
+      local t = rd[fd]
       if t then
-        if edge and t.pos == 0 and writers[fd] ~= t then
-          -- the usual case, a task parked to read with no deadline, is
-          -- woken and resumed here, not queued for the next turn (edge
-          -- mode: no interest to update); after stop() it is queued
-          readers[fd] = nil
-          t.parked, t.why, t.fd = false, "ready", false
+        if t.parked == 1 then
+          -- the usual case, a task parked only to read, with no
+          -- deadline (park_read, edge mode: no interest to update), is
+          -- woken and resumed here, not queued for the next turn; after
+          -- stop() it is queued
+          rd[fd] = nil
+          t.parked, t.fd = false, false
           nparked_io = nparked_io - 1
           if stopping then
             nready = nready + 1
@@ -418,16 +475,16 @@ local function poll_once (timeout)
           else
             current = t
             local ok, res = co_resume(t.co)
-            if res ~= PARK then resumed(t, ok, res) end
+            if not t.parked then resumed(t, ok, res) end
           end
         else
-          wake(t, "ready")
+          wake(t, false)
         end
       end
     end
-    if ev ~= "r" then
-      local t = writers[fd]
-      if t then wake(t, "ready") end
+    if ev ~= 1 then
+      local t = wr[fd]
+      if t then wake(t, false) end
     end
     if not edge then level_update(fd) end
   end
@@ -452,40 +509,42 @@ function M.run ()
   running, stopping = true, false
   local ok, err = pcall(function ()
     while ntasks > 0 and not stopping do
-      -- resume every task that is ready now; those made ready meanwhile
-      -- wait for the next turn, after I/O has been polled
-      local batch, n = ready, nready
-      ready, nready, spare = spare, 0, batch
-      for i = 1, n do
-        local task = batch[i]
-        batch[i] = nil
-        if stopping then
-          -- stop() from a task of this batch: the rest of it waits for
-          -- the next run, ahead of the tasks made ready meanwhile
-          requeue(batch, i, n, task)
-          break
-        end
-        if task.fn then start(task)
-        else
-          current = task
-          local ok, res = co_resume(task.co)
-          if res ~= PARK then resumed(task, ok, res) end
-        end
-      end
-      if ntasks == 0 or stopping then break end
-      local timeout
       if nready > 0 then
-        timeout = 0
-      elseif nheap > 0 then
-        timeout = math_max(0, heap[1].t - now())
-      elseif nparked_io == 0 then
-        error("sockit.run: every task is waiting for something no one " ..
-              "will do (no timer, no socket)", 0)
+        -- resume every task that is ready now; those made ready
+        -- meanwhile wait for the next turn, after I/O has been polled
+        local batch, n = ready, nready
+        ready, nready, spare = spare, 0, batch
+        for i = 1, n do
+          local task = batch[i]
+          batch[i] = nil
+          if stopping then
+            -- stop() from a task of this batch: the rest of it waits for
+            -- the next run, ahead of the tasks made ready meanwhile
+            requeue(batch, i, n, task)
+            break
+          end
+          if task.fn then start(task)
+          else
+            current = task
+            local ok, res = co_resume(task.co)
+            if not task.parked then resumed(task, ok, res) end
+          end
+        end
+        if ntasks == 0 or stopping then break end
       end
-      if nparked_io > 0 or timeout ~= 0 then
-        poll_once(timeout)
+      if nready == 0 and nheap == 0 then
+        -- the usual turn of a server: only sockets to wait for
+        if nparked_io == 0 then
+          error("sockit.run: every task is waiting for something no " ..
+                "one will do (no timer, no socket)", 0)
+        end
+        poll_once(nil)
+      else
+        local timeout = 0
+        if nready == 0 then timeout = math_max(0, heap[1].t - now()) end
+        if nparked_io > 0 or timeout ~= 0 then poll_once(timeout) end
+        if nheap > 0 then expire_timers() end
       end
-      if nheap > 0 then expire_timers() end
     end
   end)
   running = false
@@ -519,12 +578,12 @@ M.park(deadline) / M.wake(task): a task waits for another task's signal
 nil, "timed out", "ETIMEDOUT" at the deadline.
 ]]
 function M.suspend (deadline)
-  local task = tasks[co_running()]
+  local task = running_task()
   if not task then error("sockit: suspend outside a task", 2) end
   if task.before_park then before_park(task) end
   if deadline then timer_add(task, deadline) end
   task.parked = true
-  co_yield(PARK)
+  co_yield()
   local why = task.why
   task.why = false
   if why == "timeout" then return nil, "timed out", "ETIMEDOUT" end
@@ -532,7 +591,7 @@ function M.suspend (deadline)
 end
 
 function M.resume (task)
-  wake(task, "ready")
+  wake(task, false)
 end
 
 --[[
@@ -551,6 +610,7 @@ end
 -- }======================================================
 
 wait.hook = park
+wait.readhook = park_read
 wait.closing = closing
 
 return M

@@ -42,6 +42,10 @@ M.hook(sock, events, deadline) -> true | nil, msg, code | false
     is never called with a deadline of false (non-blocking): wait.wait
     answers that itself.
 
+M.readhook(sock) -> true | nil, msg, code | false
+    M.hook(sock, "r", nil) in fewer steps, for conn:recv, the commonest
+    wait of all (the loop sets both or neither).
+
 M.closing(sock)
     Called just before the Lua layer closes a core socket, so that the
     loop can drop the descriptor from its poller first (STYLE.md 11) and
@@ -52,6 +56,7 @@ M.resolver(host, port, family, type) -> list | nil, msg, code
     resolver on a worker thread whose completion the poller watches.
 ]]
 M.hook = nil
+M.readhook = nil
 M.closing = nil
 M.resolver = nil
 
