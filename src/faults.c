@@ -160,20 +160,6 @@ ssize_t fault_sendmsg (int fd, const struct msghdr *msg, int flags) {
 }
 
 
-/*
-** A receive cut short by a rule leaves data in the kernel's queue, as a
-** real short read never does (socket.c): the core asks, through
-** sk_recvcut, so that it does not take such a read for an empty queue.
-*/
-static int cut = 0;
-
-int fault_takecut (void) {
-  int c = cut;
-  cut = 0;
-  return c;
-}
-
-
 ssize_t fault_recvfrom (int fd, void *buf, size_t len, int flags,
                         struct sockaddr *from, socklen_t *fromlen) {
   switch (fault(OP_RECV)) {
@@ -181,36 +167,11 @@ ssize_t fault_recvfrom (int fd, void *buf, size_t len, int flags,
     case K_EAGAIN + 1: errno = EAGAIN; return -1;
     case K_SHORT + 1:
       /* datagrams are read with MSG_TRUNC and are never cut short */
-      if (!(flags & MSG_TRUNC)) { len = half(len); cut = 1; }
+      if (!(flags & MSG_TRUNC)) len = half(len);
       break;
     default: break;
   }
   return recvfrom(fd, buf, len, flags, from, fromlen);
-}
-
-
-/* stream receives of one buffer (socket.c reads unix streams so) */
-ssize_t fault_recvmsg (int fd, struct msghdr *msg, int flags) {
-  switch (fault(OP_RECV)) {
-    case K_EINTR + 1: errno = EINTR; return -1;
-    case K_EAGAIN + 1: errno = EAGAIN; return -1;
-    case K_SHORT + 1:
-      if (!(flags & MSG_TRUNC) && msg->msg_iovlen == 1) {
-        struct msghdr m = *msg;
-        struct iovec iov = msg->msg_iov[0];
-        ssize_t n;
-        iov.iov_len = half(iov.iov_len);
-        m.msg_iov = &iov;
-        cut = 1;
-        n = recvmsg(fd, &m, flags);
-        msg->msg_flags = m.msg_flags;
-        msg->msg_controllen = m.msg_controllen;
-        return n;
-      }
-      break;
-    default: break;
-  }
-  return recvmsg(fd, msg, flags);
 }
 
 

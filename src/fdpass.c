@@ -135,7 +135,6 @@ static int sock_recvfds (lua_State *L) {
   luaL_argcheck(L, max > 0, 2, "max must be positive");
   luaL_argcheck(L, maxfds >= 1 && maxfds <= SOCKIT_MAXFDS, 3,
                 "maxfds must be 1..253");
-  s->rdskip = 0;   /* another receive: see socket.c, do_recv */
   if (max > SOCKIT_DGRAM_CAP) max = SOCKIT_DGRAM_CAP;
   buf = luaL_buffinitsize(L, &b, (size_t)max);
   for (;;) {

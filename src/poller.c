@@ -13,8 +13,6 @@
 **      that becomes garbage is closed by its __gc, which removes it from
 **      the kernel's interest list too)
 **   2  objs    3  evs    (the reused result arrays)
-**   4  sockets: fd -> the socket given as poller_add's 'sock' (weak
-**      values), whose read-before-park flags a wait keeps (socket.c)
 */
 #include "sockit.h"
 
@@ -38,12 +36,10 @@
 #define R_REGISTRY  1
 #define R_OBJS      2
 #define R_EVS       3
-#define R_SOCKS     4
 
 #define EV_R     1
 #define EV_W     2
 #define EV_EDGE  4   /* edge-triggered (epoll only): see poller_add */
-#define EV_SOCK  8   /* keep the flags of a socket (epoll only): poller_add */
 
 /* at most this many ready entries per wait; the rest come next time */
 #define POLLER_BATCH  1024
@@ -126,9 +122,8 @@ static int backend_ctl (Poller *p, int op, int fd, int mask) {
   struct epoll_event e;
   memset(&e, 0, sizeof(e));
   e.events = ((mask & EV_R) ? EPOLLIN : 0) | ((mask & EV_W) ? EPOLLOUT : 0)
-           | ((mask & EV_EDGE) ? EPOLLET : 0)
-           | ((mask & EV_SOCK) ? EPOLLPRI | EPOLLRDHUP : 0);
-  mask &= EV_R | EV_W | EV_SOCK;
+           | ((mask & EV_EDGE) ? EPOLLET : 0);
+  mask &= EV_R | EV_W;
   /* the asked mask rides along, so errors can be reported as it */
   e.data.u64 = ((uint64_t)(unsigned)mask << 32) | (uint32_t)fd;
   return (epoll_ctl(p->epfd, ops[op], fd, &e) == 0) ? 0 : errno;
@@ -146,20 +141,10 @@ static int backend_wait (Poller *p, double deadline) {
 }
 
 
-/*
-** Entry i: its descriptor, what it is ready for, and for an entry that
-** keeps a socket's flags (EV_SOCK), 1 plus 2 when the kernel reported a
-** stop a short read may leave data behind (urgent data, the peer's FIN,
-** a hang-up, an error: socket.c, do_recv), else 0.
-*/
-static void backend_get (Poller *p, int i, int *fd, int *ready, int *sock) {
+static void backend_get (Poller *p, int i, int *fd, int *ready) {
   uint32_t e = p->ev[i].events;
   int asked = (int)(p->ev[i].data.u64 >> 32);
   *fd = (int)(uint32_t)p->ev[i].data.u64;
-  *sock = (asked & EV_SOCK)
-        ? 1 | ((e & (EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) ? 2 : 0)
-        : 0;
-  asked &= EV_R | EV_W;
   if (e & (EPOLLERR | EPOLLHUP))
     *ready = asked;
   else
@@ -248,14 +233,13 @@ static int backend_wait (Poller *p, double deadline) {
 }
 
 
-static void backend_get (Poller *p, int i, int *fd, int *ready, int *sock) {
+static void backend_get (Poller *p, int i, int *fd, int *ready) {
   short e = p->pfd[i].revents;
   short asked = p->pfd[i].events;
   *fd = p->pfd[i].fd;
   if (e & (POLLERR | POLLHUP | POLLNVAL))
     e |= asked;
   *ready = ((e & POLLIN) ? EV_R : 0) | ((e & POLLOUT) ? EV_W : 0);
-  *sock = 0;   /* level-triggered: a waiter is told while data is left */
   p->pfd[i].revents = 0;
 }
 
@@ -274,16 +258,9 @@ static int ctl (lua_State *L, int op, const char *name) {
   Poller *p = checkpoller(L);
   int fd = sockit_optfd(L, 2);
   int mask = (op == OP_DEL) ? 0 : checkevents(L, 3);
-  int sock = 0;
 #ifdef SOCKIT_EPOLL
-  if (op != OP_DEL && lua_toboolean(L, 4)) {
+  if (op != OP_DEL && lua_toboolean(L, 4))
     mask |= EV_EDGE;
-    if (!lua_isnoneornil(L, 5)) {
-      (void)sockit_tosocket(L, 5);
-      mask |= EV_SOCK;
-      sock = 1;
-    }
-  }
 #endif
   int err = backend_ctl(p, op, fd, mask);
   if (err != 0) {
@@ -297,28 +274,17 @@ static int ctl (lua_State *L, int op, const char *name) {
   else
     lua_pushvalue(L, 2);
   lua_rawseti(L, -2, fd);
-  lua_getiuservalue(L, 1, R_SOCKS);
-  if (sock)
-    lua_pushvalue(L, 5);
-  else
-    lua_pushnil(L);
-  lua_rawseti(L, -2, fd);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 
 /*
-** p:add(x, events [, edge [, sock]]). With 'edge' true (an extension to
-** SPEC, for the event loop) the epoll backend reports only changes of
-** readiness (EPOLLET): a descriptor registered once for "rw" costs no
-** system call per wait, provided one waits only after an operation said
-** EAGAIN, or after a short read that proved the queue empty (socket.c,
-** do_recv). 'sock', the socket of descriptor x, asks the poller to keep
-** that proof honest: each report of x clears the socket's rdskip, and a
-** report of urgent data, a FIN, a hang-up or an error sets its rdmark
-** (EPOLLPRI and EPOLLRDHUP are asked for it). p:backend() tells whether
-** edges are available ("epoll") or not ("poll").
+** p:add(x, events [, edge]). With 'edge' true (an extension to SPEC, for
+** the event loop) the epoll backend reports only changes of readiness
+** (EPOLLET): a descriptor registered once for "rw" costs no system call
+** per wait, provided one waits only after an operation said EAGAIN.
+** p:backend() tells whether edges are available ("epoll") or not ("poll").
 */
 static int poller_add (lua_State *L) {
   return ctl(L, OP_ADD, "poller add");
@@ -351,20 +317,9 @@ static int poller_wait (lua_State *L) {
   lua_getiuservalue(L, 1, R_REGISTRY);   /* 2 */
   lua_getiuservalue(L, 1, R_OBJS);       /* 3 */
   lua_getiuservalue(L, 1, R_EVS);        /* 4 */
-  lua_getiuservalue(L, 1, R_SOCKS);      /* 5 */
   for (i = 0; i < n; i++) {
-    int fd, ready, sock;
-    backend_get(p, i, &fd, &ready, &sock);
-    if (sock) {
-      if (lua_rawgeti(L, 5, fd) == LUA_TUSERDATA) {
-        Socket *s = (Socket *)lua_touserdata(L, -1);   /* checked by add */
-        if (s->fd == fd) {
-          s->rdskip = 0;
-          if (sock & 2) s->rdmark = 1;
-        }
-      }
-      lua_pop(L, 1);
-    }
+    int fd, ready;
+    backend_get(p, i, &fd, &ready);
     if (ready == 0 || lua_rawgeti(L, 2, fd) == LUA_TNIL) {
       lua_pop(L, 1);   /* not asked for, or its object was collected */
       continue;
@@ -383,7 +338,6 @@ static int poller_wait (lua_State *L) {
     lua_rawseti(L, 4, i);
   }
   p->nlast = k;
-  lua_settop(L, 4);
   lua_pushinteger(L, k);
   lua_replace(L, 2);
   return 3;
@@ -445,7 +399,7 @@ static int poller_tostring (lua_State *L) {
 
 /* core.poller() */
 int mod_poller (lua_State *L) {
-  Poller *p = (Poller *)lua_newuserdatauv(L, sizeof(Poller), 4);
+  Poller *p = (Poller *)lua_newuserdatauv(L, sizeof(Poller), 3);
   int err;
   p->closed = 1;   /* until the backend is open */
   p->nlast = 0;
@@ -461,12 +415,6 @@ int mod_poller (lua_State *L) {
   lua_setiuservalue(L, -2, R_OBJS);
   lua_newtable(L);
   lua_setiuservalue(L, -2, R_EVS);
-  lua_newtable(L);                        /* sockets, weak values */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_setiuservalue(L, -2, R_SOCKS);
   if ((err = backend_open(p)) != 0)
     return sockit_fail(L, err, "poller", NULL);
   p->closed = 0;

@@ -72,7 +72,6 @@ Socket *sockit_newsocket (lua_State *L, int family, int type) {
   s->state = ST_FRESH;
   s->timeout = -1;
   s->gso = 0;
-  s->rdskip = s->rdmark = 0;
   luaL_setmetatable(L, SOCKIT_SOCKET);
   return s;
 }
@@ -596,24 +595,8 @@ static int sock_sendv (lua_State *L) {
 ** one longer than 'max' is EMSGSIZE, never silently cut. Small reads go
 ** through the module's scratch buffer (an upvalue), large ones through a
 ** luaL_Buffer.
-**
-** The read-before-park. With edge-triggered epoll a task may wait only
-** once the kernel's queue is empty; the plain proof is a receive that says
-** EAGAIN, a system call per wait. A short stream read (fewer bytes than
-** asked) proves it too, because TCP and unix streams hand over everything
-** queued, except at these stops: TCP's urgent mark, a unix message that
-** carries descriptors or (with SO_PASSCRED) other credentials, a unix
-** MSG_OOB byte, and a FIN or an error. Descriptors and credentials set
-** MSG_CTRUNC (unix streams are read with recvmsg to see it); the others
-** make epoll report EPOLLPRI, EPOLLRDHUP, EPOLLHUP or EPOLLERR, which the
-** loop's poller records in rdmark (poller.c). Whatever arrives after the
-** read wakes the waiter anyway: that is what an edge is. So a short read
-** that stopped at none of them sets rdskip, any other receive and any
-** report of the descriptor clear it, and s:_recvq() — recv for the Lua
-** layer's conn:recv — answers false without a system call while it is set,
-** meaning "empty: wait first" (conn.lua).
 */
-static int do_recv (lua_State *L, int from, int q) {
+static int do_recv (lua_State *L, int from) {
   Socket *s = checkself(L);
   lua_Integer max = luaL_optinteger(L, 2, SOCKIT_RECVMAX);
   int stream = (s->type == SOCK_STREAM);
@@ -626,35 +609,14 @@ static int do_recv (lua_State *L, int from, int q) {
   socklen_t sslen = 0;
   Wait wt = WAIT_INIT;
   ssize_t n;
-  int stops = 0;   /* MSG_CTRUNC: the read may have stopped with data left */
   const char *op = from ? "recvfrom" : "recv";
   luaL_argcheck(L, max > 0, 2, "max must be positive");
-  if (s->rdskip) {
-    s->rdskip = 0;
-    if (q) {
-      lua_pushboolean(L, 0);
-      return 1;
-    }
-  }
   want = ((lua_Unsigned)max > cap) ? cap : (size_t)max;
   buf = (want <= sizeof(sc->buf)) ? sc->buf : luaL_buffinitsize(L, &b, want);
   for (;;) {
-    if (stream && !from && s->family == AF_UNIX) {
-      struct msghdr msg;
-      struct iovec iov;
-      memset(&msg, 0, sizeof(msg));
-      iov.iov_base = buf;
-      iov.iov_len = want;
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      n = sk_recvmsg(s->fd, &msg, 0);
-      stops = (msg.msg_flags & MSG_CTRUNC) != 0;
-    }
-    else {
-      sslen = sizeof(ss);
-      n = sk_recvfrom(s->fd, buf, want, stream ? 0 : MSG_TRUNC,
-                   from ? (struct sockaddr *)&ss : NULL, from ? &sslen : NULL);
-    }
+    sslen = sizeof(ss);
+    n = sk_recvfrom(s->fd, buf, want, stream ? 0 : MSG_TRUNC,
+                 from ? (struct sockaddr *)&ss : NULL, from ? &sslen : NULL);
     if (n >= 0)
       break;
     else {
@@ -674,8 +636,6 @@ static int do_recv (lua_State *L, int from, int q) {
              (lua_Integer)n, (lua_Integer)want);
   if (n == 0 && s->type != SOCK_DGRAM)
     return sockit_failmsg(L, "EOF", "%s: end of stream", op);
-  if (stream && !from && (size_t)n < want && !stops && !s->rdmark && !sk_recvcut())
-    s->rdskip = 1;
   if (buf == sc->buf)
     lua_pushlstring(L, buf, (size_t)n);
   else
@@ -693,18 +653,12 @@ static int do_recv (lua_State *L, int from, int q) {
 
 
 static int sock_recv (lua_State *L) {
-  return do_recv(L, 0, 0);
-}
-
-
-/* s:_recvq([max]): recv, or false while rdskip says the queue is empty */
-static int sock_recvq (lua_State *L) {
-  return do_recv(L, 0, 1);
+  return do_recv(L, 0);
 }
 
 
 static int sock_recvfrom (lua_State *L) {
-  return do_recv(L, 1, 0);
+  return do_recv(L, 1);
 }
 
 /* }====================================================== */
@@ -721,7 +675,6 @@ static int sock_shutdown (lua_State *L) {
   static const int howvals[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
   Socket *s = sockit_checksocket(L, 1);
   int how = howvals[luaL_checkoption(L, 2, NULL, hows)];
-  s->rdskip = 0;
   if (shutdown(s->fd, how) != 0)
     return sockit_fail(L, errno, "shutdown", NULL);
   lua_pushboolean(L, 1);
@@ -881,7 +834,6 @@ static const luaL_Reg sock_methods[] = {
   {"send", sock_send},
   {"sendv", sock_sendv},
   {"recv", sock_recv},
-  {"_recvq", sock_recvq},
   {"sendto", sock_sendto},
   {"recvfrom", sock_recvfrom},
   {"shutdown", sock_shutdown},

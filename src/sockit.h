@@ -60,13 +60,6 @@ typedef struct Socket {
   double timeout;      /* seconds; < 0 blocks forever, 0 never waits */
   int gso;             /* UDP segmentation offload for sendmany (batch.c):
                           0 not known yet, 1 in use, -1 not available */
-  /* The read-before-park (socket.c, "Receiving"; poller.c, poller_add):
-  ** rdskip: the last receive of this stream was short and stopped only
-  **   because the kernel's queue was empty, and no poller has reported
-  **   the descriptor since; s:_recvq() then answers false, no syscall.
-  ** rdmark: a poller saw urgent data, a hang-up or an error on it (where
-  **   a short read may stop with data left): rdskip is never set again. */
-  unsigned char rdskip, rdmark;
 } Socket;
 
 /* the scratch receive buffer, one per module instance (an upvalue) */
@@ -175,23 +168,17 @@ ssize_t fault_sendto (int fd, const void *buf, size_t len, int flags,
 ssize_t fault_sendmsg (int fd, const struct msghdr *msg, int flags);
 ssize_t fault_recvfrom (int fd, void *buf, size_t len, int flags,
                         struct sockaddr *from, socklen_t *fromlen);
-ssize_t fault_recvmsg (int fd, struct msghdr *msg, int flags);
-int fault_takecut (void);
 int fault_accept4 (int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int fault_connect (int fd, const struct sockaddr *sa, socklen_t len);
 #define sk_sendto    fault_sendto
 #define sk_sendmsg   fault_sendmsg
 #define sk_recvfrom  fault_recvfrom
-#define sk_recvmsg   fault_recvmsg
-#define sk_recvcut   fault_takecut   /* a receive was cut short by a rule */
 #define sk_accept4   fault_accept4
 #define sk_connect   fault_connect
 #else
 #define sk_sendto    sendto
 #define sk_sendmsg   sendmsg
 #define sk_recvfrom  recvfrom
-#define sk_recvmsg   recvmsg
-#define sk_recvcut() 0
 #define sk_accept4   accept4
 #define sk_connect   connect
 #endif

@@ -29,8 +29,8 @@ local argerror, format = addr.argerror, addr.format
 local deadline_of, waitfor = wait.deadline, wait.wait
 -- the core's methods as plain functions: a hot path saves the method
 -- lookup through the userdata's metatable on every call
-local c_recv, c_recvq, c_send, c_sendv = core.methods.recv,
-  core.methods._recvq, core.methods.send, core.methods.sendv
+local c_recv, c_send, c_sendv = core.methods.recv, core.methods.send,
+  core.methods.sendv
 
 local CHUNK = 65536        -- one receive for lines and recv()
 local BIG = 262144         -- one receive for "a" and large counts
@@ -342,25 +342,14 @@ function Conn:recv (max)
   if max == nil then max = CHUNK else max = checkmax(max, "recv") end
   if self._buf ~= "" then return frombuffer(self, max) end
   local sock = self.socket
-  -- the common case inline: nothing buffered, data ready (one C call).
-  -- _recvq answers false (so no message, no code), with no system call,
-  -- when the last receive was short and so proved the queue empty
-  -- (socket.c, do_recv): inside a task the wait comes first then
-  local data, msg, code = c_recvq(sock, max)
+  -- the common case inline: nothing buffered, data ready (one C call)
+  local data, msg, code = c_recv(sock, max)
   if data then return data end
-  -- no timeout, inside a task: park straight through the loop's read
-  -- hook, three Lua frames fewer on the task's stack than through recv1
-  -- (whose rules this follows); the hook answers false outside a task
-  local hook = wait.readhook
-  if not code then
-    if hook and not self._timeout then
-      local ok, wmsg, wcode = hook(sock)
-      if not ok and ok ~= false then return nil, "recv: " .. wmsg, wcode end
-    end
-    data, msg, code = c_recv(sock, max)
-    if data then return data end
-  end
   if code == "EAGAIN" then
+    -- no timeout, inside a task: park straight through the loop's read
+    -- hook, three Lua frames fewer on the task's stack than through recv1
+    -- (whose rules this follows); the hook answers false outside a task
+    local hook = wait.readhook
     if hook and not self._timeout then
       while true do
         local ok, wmsg, wcode = hook(sock)

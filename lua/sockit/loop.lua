@@ -187,17 +187,16 @@ end
 
 --[[
 The first wait on 'sock': in edge mode register its descriptor with the
-poller, once, for "rw" (and with the socket, so that the poller keeps its
-read-before-park flags: socket.c, do_recv); then note the descriptor in
-fdof. Returns the descriptor, or nil, msg, code.
+poller, once, for "rw"; then note the descriptor in fdof. Returns the
+descriptor, or nil, msg, code.
 ]]
 local function enroll (sock)
   local fd = sock:fileno()
   local p = getpoller()
   if edge and registered[fd] ~= sock then
-    local ok, msg, code = p:add(fd, "rw", true, sock)
+    local ok, msg, code = p:add(fd, "rw", true)
     if not ok and code == "EEXIST" then   -- fd number reused: a stale entry
-      ok, msg, code = p:modify(fd, "rw", true, sock)
+      ok, msg, code = p:modify(fd, "rw", true)
     end
     if not ok then return nil, msg, code end
     registered[fd] = sock
