@@ -247,12 +247,9 @@ local function park (sock, events, deadline)
   if not task then return false end
   if task.before_park then before_park(task) end
   if sock then
-    local fd = fdof[sock]
-    if not fd then
-      local msg, code
-      fd, msg, code = enroll(sock)
-      if not fd then return nil, msg, code end
-    end
+    local fd, msg, code = fdof[sock]
+    if not fd then fd, msg, code = enroll(sock) end
+    if not fd then return nil, msg, code end
     if events ~= "w" then
       local r = readers[fd]
       if r and r ~= task then
@@ -293,9 +290,8 @@ local function park_read (sock)
     if not task then return false end
   end
   if task.before_park then before_park(task) end
-  local fd = fdof[sock]
+  local fd, msg, code = fdof[sock]
   if not fd then
-    local msg, code
     fd, msg, code = enroll(sock)
     if not fd then return nil, msg, code end
   end
