@@ -320,8 +320,12 @@ static int poller_wait (lua_State *L) {
   for (i = 0; i < n; i++) {
     int fd, ready;
     backend_get(p, i, &fd, &ready);
-    if (ready == 0 || lua_rawgeti(L, 2, fd) == LUA_TNIL) {
-      lua_pop(L, 1);   /* not asked for, or its object was collected */
+    if (ready == 0)
+      continue;   /* not asked for */
+    if (p->numeric)
+      lua_pushinteger(L, fd);   /* the loop adds descriptors only */
+    else if (lua_rawgeti(L, 2, fd) == LUA_TNIL) {
+      lua_pop(L, 1);   /* its object was collected */
       continue;
     }
     lua_rawseti(L, 3, ++k);
@@ -346,8 +350,9 @@ static int poller_wait (lua_State *L) {
 
 /*
 ** p:_numeric() — from now on 'evs' holds 1, 2 and 3 for "r", "w" and
-** "rw" (for the event loop, which tells them apart with integer compares
-** that the Lua VM does inline; not part of SPEC).
+** "rw", and 'objs' the descriptors, whatever was added (for the event
+** loop, which adds descriptors only and tells the events apart with
+** integer compares that the Lua VM does inline; not part of SPEC).
 */
 static int poller_numeric (lua_State *L) {
   checkpoller(L)->numeric = 1;

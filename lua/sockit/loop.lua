@@ -210,6 +210,7 @@ A task may ask to be told just before it parks (M.before_park): a UDP
 server sends the replies it has queued before its handler sleeps. The
 hook is off while it runs, so a park it causes itself does not call it.
 ]]
+local nbefore = 0   -- tasks with a before_park: none, no look-up per park
 local function before_park (task)
   local fn = task.before_park
   if fn then
@@ -289,7 +290,7 @@ local function park_read (sock)
     task = tasks[co]
     if not task then return false end
   end
-  if task.before_park then before_park(task) end
+  if nbefore > 0 and task.before_park then before_park(task) end
   local fd, msg, code = fdof[sock]
   if not fd then
     fd, msg, code = enroll(sock)
@@ -408,6 +409,10 @@ local function resumed (task, ok, res)
   tasks[co] = nil
   ntasks = ntasks - 1
   task.done = true
+  if task.before_park then
+    task.before_park = nil
+    nbefore = nbefore - 1
+  end
   if current == task then current = false end   -- let it be collected
   if not ok then
     task.error = res
@@ -599,6 +604,8 @@ function M.before_park (fn)
   if not task then error("sockit: before_park outside a task", 2) end
   local old = task.before_park
   task.before_park = fn
+  if fn and not old then nbefore = nbefore + 1
+  elseif old and not fn then nbefore = nbefore - 1 end
   return old
 end
 
