@@ -420,8 +420,15 @@ local function resumed (task, ok, res)
   end
 end
 
--- the first resume of 'task': start its body with its arguments (the run
--- loop resumes a started task itself)
+-- resume a started task (poll_once does this inline for the tasks it
+-- resumes straight from the poller's report)
+local function step (task)
+  current = task
+  local ok, res = co_resume(task.co)
+  if not task.parked then resumed(task, ok, res) end
+end
+
+-- the first resume of 'task': start its body with its arguments
 local function start (task)
   local fn, n = task.fn, task[1] + 1
   task.fn = false
@@ -523,12 +530,7 @@ function M.run ()
             requeue(batch, i, n, task)
             break
           end
-          if task.fn then start(task)
-          else
-            current = task
-            local ok, res = co_resume(task.co)
-            if not task.parked then resumed(task, ok, res) end
-          end
+          if task.fn then start(task) else step(task) end
         end
         if ntasks == 0 or stopping then break end
       end
