@@ -165,3 +165,49 @@ s.close()
     end)
   end
 end)
+
+
+-- The loop registers a socket for reading only until a task first waits
+-- to write on it (loop.lua, enroll): that first wait for room must still
+-- be woken when the peer makes room, over TCP and unix.
+describe("a task that waited to read, then waits to write", function()
+  for _, network in ipairs{"tcp", "unix"} do
+    it("is woken when the peer makes room (" .. network .. ")", function()
+      local dir = H.tmpdir()
+      local l = assert(sockit.listen(network,
+        network == "tcp" and "127.0.0.1:0" or dir .. "/w.sock"))
+      local big = ("0123456789abcdef"):rep(512 * 1024)   -- 8 MiB
+      local wrote, got, hung = false, nil, false
+      sockit.spawn(function()
+        local c = assert(l:accept())
+        assert.equal("go\n", c:read("L"))     -- parks to read first
+        assert(c:write(big))                   -- then waits for room
+        wrote = true
+        c:close()
+      end)
+      sockit.spawn(function()
+        local c = assert(sockit.connect(network, l:addr()))
+        sockit.sleep(0.1)
+        assert(c:write("go\n"))
+        sockit.sleep(0.3)                      -- the writer fills its buffer
+        got = c:read("a")
+        c:close()
+      end)
+      sockit.spawn(function()
+        for _ = 1, math.floor(100 * H.slow) do
+          if got then return end
+          sockit.sleep(0.1)
+        end
+        hung = true
+        sockit.stop()
+      end)
+      sockit.run()
+      l:close()
+      H.rmdir(dir)
+      assert.is_false(hung, "the writer was never woken")
+      assert.is_true(wrote)
+      assert.equal(#big, #got)
+      assert.is_true(got == big, "the bytes differ")
+    end)
+  end
+end)

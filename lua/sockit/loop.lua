@@ -9,7 +9,8 @@ waits on the poller until the earliest deadline, wakes the tasks whose
 descriptors became ready, and the tasks whose deadlines passed.
 
 Costs: with epoll each descriptor is registered once, edge-triggered, for
-"rw" (tasks wait only after EAGAIN, so no edge is missed); a wait then
+"r", and for "rw" from the first time a task waits to write on it (see
+enroll; tasks wait only after EAGAIN, so no edge is missed); a wait then
 costs no system call of its own, and a poller wait costs O(ready). Timers
 are an indexed heap: O(log n) to add or cancel, nothing per wait without a
 deadline. A task is its own timer record (fields t and pos), so a steady
@@ -54,6 +55,10 @@ local registered = setmetatable({}, {__mode = "v"})  -- fd -> socket
 local fdof = setmetatable({}, {__mode = "k"})
 local p_wait                      -- the poller's wait method
 local levelmask = {}              -- fd -> mask registered (level mode)
+-- fd -> true once its edge registration includes "w" (edge mode: a
+-- descriptor is registered for "r" until a task first waits to write on
+-- it; see enroll)
+local edgew = {}
 local heap, nheap = {}, 0         -- timers: tasks, by their field t
 local running, stopping = false, false
 -- the task the loop resumed last: park finds it here without a look-up
@@ -186,23 +191,43 @@ local function wake (task, why)
 end
 
 --[[
-The first wait on 'sock': in edge mode register its descriptor with the
-poller, once, for "rw"; then note the descriptor in fdof. Returns the
-descriptor, or nil, msg, code.
+The first wait on 'sock' (for 'events'): in edge mode register its
+descriptor with the poller, once, for "r", or "rw" when the wait is to
+write; then note the descriptor in fdof. Returns the descriptor, or nil,
+msg, code.
+
+Why not "rw" from the start: a unix socket's peer that reads what we sent
+frees our send buffer, and the kernel then signals "writable" on our
+socket every time, whether we wait to write or not. Registered for "w",
+each such signal wakes the loop from its poller wait for nothing: one
+context switch more per message on a unix socket. So "w" is added
+(ensure_w) only once a task has to wait for room, which is rare.
 ]]
-local function enroll (sock)
+local function enroll (sock, events)
   local fd = sock:fileno()
   local p = getpoller()
   if edge and registered[fd] ~= sock then
-    local ok, msg, code = p:add(fd, "rw", true)
+    local ev = events == "r" and "r" or "rw"
+    local ok, msg, code = p:add(fd, ev, true)
     if not ok and code == "EEXIST" then   -- fd number reused: a stale entry
-      ok, msg, code = p:modify(fd, "rw", true)
+      ok, msg, code = p:modify(fd, ev, true)
     end
     if not ok then return nil, msg, code end
     registered[fd] = sock
+    edgew[fd] = ev == "rw" or nil
   end
   fdof[sock] = fd
   return fd
+end
+
+-- edge mode: add "w" to fd's registration before a task waits to write
+-- (a modify re-checks readiness, so no edge is lost)
+local function ensure_w (fd)
+  if edgew[fd] then return true end
+  local ok, msg, code = poller:modify(fd, "rw", true)
+  if not ok then return nil, msg, code end
+  edgew[fd] = true
+  return true
 end
 
 --[[
@@ -249,8 +274,13 @@ local function park (sock, events, deadline)
   if task.before_park then before_park(task) end
   if sock then
     local fd, msg, code = fdof[sock]
-    if not fd then fd, msg, code = enroll(sock) end
+    if not fd then fd, msg, code = enroll(sock, events) end
     if not fd then return nil, msg, code end
+    if edge and events ~= "r" and not edgew[fd] then
+      local ok
+      ok, msg, code = ensure_w(fd)
+      if not ok then return nil, msg, code end
+    end
     if events ~= "w" then
       local r = readers[fd]
       if r and r ~= task then
@@ -293,7 +323,7 @@ local function park_read (sock)
   if nbefore > 0 and task.before_park then before_park(task) end
   local fd, msg, code = fdof[sock]
   if not fd then
-    fd, msg, code = enroll(sock)
+    fd, msg, code = enroll(sock, "r")
     if not fd then return nil, msg, code end
   end
   local r = readers[fd]
@@ -329,6 +359,7 @@ local function closing (sock)
   if poller then
     if registered[fd] == sock then
       registered[fd] = nil
+      edgew[fd] = nil
       poller:remove(fd)
     elseif levelmask[fd] then
       levelmask[fd] = nil
