@@ -688,7 +688,15 @@ function UnixConn:sendfds (data, ...)
   elseif type(data) ~= "string" then
     argerror(1, "sendfds", "string expected, got " .. type(data), 2)
   end
-  return fdpass.send(self, data, ...)
+  local n, d, code, sent = fdpass.send(self, data, ...)
+  if not n then return nil, d, code, sent end         -- d: the message
+  local len = #data
+  if n < len then   -- the stream took part (with the descriptors): the rest
+    local ok, msg
+    ok, msg, code, sent = sendrest(self, self.socket, {data}, len, n, d)
+    if not ok then return nil, msg, code, sent end
+  end
+  return len
 end
 
 

@@ -411,7 +411,9 @@ local Fds = {}
 function Fds:sendfds (data, ...)
   checkopen(self)
   data = checkdata(data, "sendfds")
-  return fdpass.send(self, data, ...)
+  local n, msg, code, sent = fdpass.send(self, data, ...)
+  if not n then return nil, msg, code, sent end
+  return n          -- a datagram or record goes whole
 end
 
 -- ep:recvfds(max, maxfds) -> data, {fd, ...}: one datagram or record

@@ -20,38 +20,25 @@ local deadline_of, waitfor = wait.deadline, wait.wait
 
 
 --[[
-M.send(obj, data, ...) -> #data | nil, msg, code, sent
-'data' a string; '...' the descriptors (sockets, Lua files, integers),
-checked by the core. Everything is sent, or the failure says how many
-bytes went (as conn:write does).
+M.send(obj, data, ...) -> n, deadline | nil, msg, code, 0
+One sendmsg of 'data' with the descriptors ('...': sockets, Lua files,
+integers, checked by the core), waiting for room: 'n' the bytes it took.
+A record or datagram goes whole; a stream may take part, and the caller
+(conn.lua, UnixConn:sendfds) sends the rest as plain bytes under the
+same 'deadline' (true while no wait has computed it, as conn.lua's
+waits take it).
 ]]
 function M.send (obj, data, ...)
   local sock = obj.socket
-  local deadline, started = nil, false
-  local n, msg, code
+  local deadline = true
   while true do
-    n, msg, code = sock:sendfds(data, ...)
-    if n then break end
+    local n, msg, code = sock:sendfds(data, ...)
+    if n then return n, deadline end
     if code ~= "EAGAIN" then return nil, msg, code, 0 end
-    if not started then deadline, started = deadline_of(obj._timeout), true end
+    if deadline == true then deadline = deadline_of(obj._timeout) end
     local ok, wmsg, wcode = waitfor(sock, "w", deadline)
     if not ok then return nil, "sendfds: " .. wmsg, wcode, 0 end
   end
-  local len = #data
-  while n < len do                  -- a stream took part: send the rest
-    local k
-    k, msg, code = sock:send(data, n + 1)
-    if k then
-      n = n + k
-    elseif code == "EAGAIN" then
-      if not started then deadline, started = deadline_of(obj._timeout), true end
-      local ok, wmsg, wcode = waitfor(sock, "w", deadline)
-      if not ok then return nil, "send: " .. wmsg, wcode, n end
-    else
-      return nil, msg, code, n
-    end
-  end
-  return len
 end
 
 
@@ -64,12 +51,12 @@ than maxfds: "EMSGSIZE", and the core has closed those that came.
 ]]
 function M.recv (obj, max, maxfds)
   local sock = obj.socket
-  local deadline, started = nil, false
+  local deadline = true     -- computed by the first wait
   while true do
     local data, fds, code = sock:recvfds(max, maxfds)
     if data then return data, fds end
     if code ~= "EAGAIN" then return nil, fds, code end
-    if not started then deadline, started = deadline_of(obj._timeout), true end
+    if deadline == true then deadline = deadline_of(obj._timeout) end
     local ok, wmsg, wcode = waitfor(sock, "r", deadline)
     if not ok then return nil, "recvfds: " .. wmsg, wcode end
   end

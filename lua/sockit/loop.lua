@@ -220,10 +220,9 @@ local function enroll (sock, events)
   return fd
 end
 
--- edge mode: add "w" to fd's registration before a task waits to write
--- (a modify re-checks readiness, so no edge is lost)
+-- edge mode: add "w" to fd's registration (not there yet: edgew) before
+-- a task waits to write (a modify re-checks readiness, so no edge is lost)
 local function ensure_w (fd)
-  if edgew[fd] then return true end
   local ok, msg, code = poller:modify(fd, "rw", true)
   if not ok then return nil, msg, code end
   edgew[fd] = true
@@ -419,7 +418,7 @@ end
 
 -- the task running now, or nil outside any task
 function M.current ()
-  return tasks[co_running()]
+  return running_task()
 end
 
 M.onerror = function (task, err)
@@ -633,7 +632,7 @@ time just before it parks (waits for a socket, a timer or a resume);
 nil stops it. Outside a task it raises.
 ]]
 function M.before_park (fn)
-  local task = tasks[co_running()]
+  local task = running_task()
   if not task then error("sockit: before_park outside a task", 2) end
   local old = task.before_park
   task.before_park = fn
