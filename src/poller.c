@@ -59,7 +59,20 @@ typedef struct Poller {
 } Poller;
 
 
+/*
+** Argument 1 as a poller. The methods carry the poller metatable as
+** upvalue 2 and compare with it (no registry look-up by name: wait is on
+** the event loop's hot path, once per turn); the metamethods, which have
+** no upvalue (that index then reads nil), go through luaL_checkudata.
+*/
 static Poller *topoller (lua_State *L) {
+  Poller *p = (Poller *)lua_touserdata(L, 1);
+  if (p != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(2));
+    lua_pop(L, 1);
+    if (same)
+      return p;
+  }
   return (Poller *)luaL_checkudata(L, 1, SOCKIT_POLLER);
 }
 
@@ -453,13 +466,15 @@ void sockit_openpoller (lua_State *L) {
   luaL_setfuncs(L, poller_meta, 0);
   luaL_newlibtable(L, poller_methods);
   /* every method gets the event names as a table (upvalue 1): wait
-  ** pushes them from there, not through lua_pushstring's string cache */
+  ** pushes them from there, not through lua_pushstring's string cache;
+  ** and the metatable (upvalue 2: topoller) */
   lua_createtable(L, 3, 0);
   for (int i = 0; evnames[i] != NULL; i++) {
     lua_pushstring(L, evnames[i]);
     lua_rawseti(L, -2, i + 1);
   }
-  luaL_setfuncs(L, poller_methods, 1);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, poller_methods, 2);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
   lua_pushcfunction(L, mod_poller);

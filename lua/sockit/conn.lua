@@ -31,6 +31,7 @@ local deadline_of, waitfor = wait.deadline, wait.wait
 -- lookup through the userdata's metatable on every call
 local c_recv, c_send, c_sendv = core.methods.recv, core.methods.send,
   core.methods.sendv
+local c_write = core.methods._write   -- conn:write's common case (socket.c)
 
 local CHUNK = 65536        -- one receive for lines and recv()
 local BIG = 262144         -- one receive for "a" and large counts
@@ -451,6 +452,16 @@ a part: write the rest later).
 function Conn:write (...)
   if self._closed then error("attempt to use a closed socket", 2) end
   local sock = self.socket
+  -- the common case, one string that the first send takes whole, in one
+  -- C call (sock:_write: self, or false, sent, or nil, msg, code, or
+  -- false alone for every other case)
+  local r, k, code = c_write(sock, self, ...)
+  if r then return r end
+  if r == nil then return nil, k, code, 0 end
+  if k then
+    local data = ...
+    return sendrest(self, sock, {data}, #data, k, true)
+  end
   local nargs = select("#", ...)
   if nargs == 1 then
     local data = ...
@@ -461,14 +472,13 @@ function Conn:write (...)
     end
     local len = #data
     if len == 0 then return self end
-    -- the common case is the first send taking it all
-    local k, msg, code = c_send(sock, data)
-    if k then
-      if k >= len then return self end
-    elseif code ~= "EAGAIN" then
-      return nil, msg, code, 0
+    local k1, msg, code1 = c_send(sock, data)
+    if k1 then
+      if k1 >= len then return self end
+    elseif code1 ~= "EAGAIN" then
+      return nil, msg, code1, 0
     end
-    return sendrest(self, sock, {data}, len, k or 0, true)
+    return sendrest(self, sock, {data}, len, k1 or 0, true)
   end
   local list, total = {...}, 0
   for i = 1, nargs do
