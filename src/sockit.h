@@ -53,6 +53,7 @@ enum sockit_state {
 };
 
 typedef struct Socket {
+  const char *tag;     /* socket.c's socket_tag: what makes it a Socket */
   int fd;              /* -1 means closed (STYLE.md 3) */
   int family;          /* AF_INET, AF_INET6, AF_UNIX */
   int type;            /* SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET */
