@@ -211,6 +211,72 @@ describe("core extras", function()
     end)
   end)
 
+  -- internal (docs/core-notes.md): conn:write's common case in one call
+  describe("_write", function()
+    local token = {}   -- stands for the conn that _write hands back
+
+    it("sends one whole string and returns its second argument", function()
+      local a, b = keep(core.socketpair())
+      a:settimeout(0); b:settimeout(5)
+      assert.equal(token, a:_write(token, "hello"))
+      assert.equal("hello", b:recv())
+      assert.equal(token, a:_write(token, ""))       -- nothing to send
+      b:settimeout(0)
+      assert.equal("EAGAIN", select(3, b:recv()))
+    end)
+
+    it("answers false alone for every other case, and sends nothing", function()
+      local a, b = keep(core.socketpair())
+      a:settimeout(0); b:settimeout(0)
+      for _, args in ipairs{ {"x", "y"}, {42}, {}, {{}}, {nil} } do
+        local r, k = a:_write(token, table.unpack(args, 1, args[1] == nil and 1 or #args))
+        assert.is_false(r)
+        assert.is_nil(k)
+      end
+      a:settimeout(5)                                 -- a socket that may wait
+      assert.is_false(a:_write(token, "x"))
+      assert.equal("EAGAIN", select(3, b:recv()))
+    end)
+
+    it("returns false and the bytes taken when the stream is full", function()
+      local a, b = keep(core.socketpair())
+      a:settimeout(0); b:settimeout(0)
+      local chunk = string.rep("z", 1 << 20)
+      local r, k
+      for _ = 1, 64 do
+        r, k = a:_write(token, chunk)
+        if r ~= token then break end
+      end
+      assert.is_false(r)
+      assert.is_true(math.type(k) == "integer" and k >= 0 and k < #chunk,
+                     "taken: " .. tostring(k))
+      r, k = a:_write(token, "more")                  -- full: nothing taken
+      assert.is_false(r)
+      assert.equal(0, k)
+    end)
+
+    it("fails like send when the peer has gone", function()
+      local a, b = core.socketpair()
+      keep(a)
+      b:close()
+      a:settimeout(0)
+      local r, msg, code = a:_write(token, "x")
+      assert.is_nil(r)
+      assert.equal("EPIPE", code)
+      assert.equal("send: Broken pipe", msg)
+    end)
+
+    it("checks its socket", function()
+      local a = core.socket("inet", "stream")
+      a:close()
+      assert.has_error(function () a:_write(token, "x") end,
+                       "attempt to use a closed socket")
+      local ok, err = pcall(core.methods._write, io.stdout, token, "x")
+      assert.is_false(ok)
+      assert.matches("sockit.socket expected, got FILE%*", err)
+    end)
+  end)
+
   describe("family and type", function()
     it("name what the socket is, also for accepted sockets", function()
       local c, a, l = N.stream_pair(N.by_name.unix, dir, "seqpacket")
