@@ -29,8 +29,7 @@ local argerror, format = addr.argerror, addr.format
 local deadline_of, waitfor = wait.deadline, wait.wait
 -- the core's methods as plain functions: a hot path saves the method
 -- lookup through the userdata's metatable on every call
-local c_recv, c_send, c_sendv = core.methods.recv, core.methods.send,
-  core.methods.sendv
+local c_recv, c_sendv = core.methods.recv, core.methods.sendv
 local c_write = core.methods._write   -- conn:write's common case (socket.c)
 
 local CHUNK = 65536        -- one receive for lines and recv()
@@ -462,24 +461,9 @@ function Conn:write (...)
     local data = ...
     return sendrest(self, sock, {data}, #data, k, true)
   end
+  -- every other case (several arguments, a number, a wrong type, a
+  -- socket that may wait): the pieces, checked, through sendv
   local nargs = select("#", ...)
-  if nargs == 1 then
-    local data = ...
-    if type(data) ~= "string" then
-      local t = type(data)
-      if t == "number" then data = tostring(data)
-      else argerror(1, "write", "string expected, got " .. t, 2) end
-    end
-    local len = #data
-    if len == 0 then return self end
-    local k1, msg, code1 = c_send(sock, data)
-    if k1 then
-      if k1 >= len then return self end
-    elseif code1 ~= "EAGAIN" then
-      return nil, msg, code1, 0
-    end
-    return sendrest(self, sock, {data}, len, k1 or 0, true)
-  end
   local list, total = {...}, 0
   for i = 1, nargs do
     local v = list[i]
