@@ -118,10 +118,10 @@ int sockit_fail (lua_State *L, int err, const char *op, const char *addr) {
 ** strerror() (a gettext lookup) and lua_pushfstring cost more than the
 ** system call did (callgrind), so each operation's message is made once
 ** and kept in the registry under the address of its 'op', which must
-** therefore be a string literal (every caller passes one); the code
-** "EAGAIN" is kept likewise.
+** therefore be a string literal (every caller passes one). The hottest
+** callers, recv and send, do not come here at all: socket.c's again()
+** takes the same strings from its methods' upvalues.
 */
-static const char eagain[] = "EAGAIN";   /* its address is a key */
 
 int sockit_again (lua_State *L, const char *op) {
   lua_pushnil(L);
@@ -131,13 +131,7 @@ int sockit_again (lua_State *L, const char *op) {
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, op);
   }
-  /* the code too: lua_pushstring would hash and compare it each time */
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, eagain) != LUA_TSTRING) {
-    lua_pop(L, 1);
-    lua_pushstring(L, eagain);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, eagain);
-  }
+  lua_pushliteral(L, "EAGAIN");
   return 3;
 }
 
