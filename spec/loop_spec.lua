@@ -222,4 +222,76 @@ describe("sockit event loop", function()
     assert.is_nil(r[1])
     assert.are.equal("EBADF", r[3])
   end)
+
+  -- conn:recv waits through its own hook (the task's coroutine in the
+  -- loop's rdco, not its table): the same rules as every other wait
+  it("a conn:recv waiting in one task sees EBADF when another task closes the conn", function()
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    local c = assert(sockit.connect("tcp", l:addr()))
+    local peer = assert(l:accept())
+    local r
+    sockit.spawn(function() r = {c:recv()} end)
+    sockit.spawn(function() sockit.sleep(0.02); c:close() end)
+    sockit.run()
+    peer:close(); l:close()
+    assert.is_nil(r[1])
+    assert.are.equal("recv: socket closed while waiting", r[2])
+    assert.are.equal("EBADF", r[3])
+  end)
+
+  it("a second reader of a conn gets EBUSY, whichever way the first waits", function()
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    local c = assert(sockit.connect("tcp", l:addr()))
+    local peer = assert(l:accept())
+    for _, first in ipairs{"recv", "read"} do
+      local got, busy = {}, {}
+      sockit.spawn(function()   -- waits first: recv (its own hook) or read("l")
+        if first == "recv" then got = {c:recv()} else got = {c:read("l")} end
+      end)
+      sockit.spawn(function()
+        sockit.sleep(0.01)
+        busy[1] = {c:recv()}
+        busy[2] = {c:read("l")}
+        assert(peer:write("line\n"))
+      end)
+      sockit.run()
+      assert.are.equal(first == "recv" and "line\n" or "line", got[1])
+      for i = 1, 2 do
+        assert.is_nil(busy[i][1])
+        assert.matches("another task is already reading this socket", busy[i][2])
+        assert.are.equal("EBUSY", busy[i][3])
+      end
+    end
+    c:close(); peer:close(); l:close()
+  end)
+
+  it("says a task waiting in conn:recv is waiting", function()
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    local c = assert(sockit.connect("tcp", l:addr()))
+    local peer = assert(l:accept())
+    local reader = sockit.spawn(function() assert(c:recv()) end)
+    local seen
+    sockit.spawn(function()
+      sockit.sleep(0.01)
+      seen = tostring(reader)
+      assert(peer:write("x"))
+    end)
+    assert.matches("^sockit.task{ready}$", tostring(reader))
+    sockit.run()
+    assert.are.equal("sockit.task{waiting}", seen)
+    assert.are.equal("sockit.task{done}", tostring(reader))
+    c:close(); peer:close(); l:close()
+  end)
+
+  it("a plain coroutine.yield() in a task is resumed with nothing", function()
+    local n, v = -1, nil
+    sockit.spawn(function()
+      n = select("#", coroutine.yield())
+      sockit.sleep(0.001)
+      v = select("#", coroutine.yield())
+    end)
+    sockit.run()
+    assert.are.equal(0, n)
+    assert.are.equal(0, v)
+  end)
 end)

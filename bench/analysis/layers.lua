@@ -27,17 +27,12 @@ print(h .. ":" .. p)
 io.stdout:flush()
 
 local function echo_raw (s)
-  local hook = wait.readhook
+  local hook = wait.recvhook
   while true do
     local data, _, code = s:recv()
-    if data then
-      s:send(data)
-    elseif code == "EAGAIN" then
-      hook(s)
-    else
-      s:close()
-      return
-    end
+    if not data and code == "EAGAIN" then data = hook(s, 65536) end
+    if not data then s:close() return end
+    s:send(data)
   end
 end
 

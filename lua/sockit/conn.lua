@@ -337,6 +337,13 @@ local function checkmax (max, fname)
   return n
 end
 
+-- conn:recv's wait, once its receive said EAGAIN: recv1 until data, the
+-- end, an error or the deadline
+local function recvwait (self, max)
+  self._rdl = true
+  return recv1(self, max, true, true)
+end
+
 function Conn:recv (max)
   if self._closed then error("attempt to use a closed socket", 2) end
   if max == nil then max = CHUNK else max = checkmax(max, "recv") end
@@ -346,23 +353,12 @@ function Conn:recv (max)
   local data, msg, code = c_recv(sock, max)
   if data then return data end
   if code == "EAGAIN" then
-    -- no timeout, inside a task: park straight through the loop's read
-    -- hook, three Lua frames fewer on the task's stack than through recv1
-    -- (whose rules this follows); the hook answers false outside a task
-    local hook = wait.readhook
-    if hook and not self._timeout then
-      while true do
-        local ok, wmsg, wcode = hook(sock)
-        if ok == false then break end
-        if not ok then return nil, "recv: " .. wmsg, wcode end
-        data, msg, code = c_recv(sock, max)
-        if data then return data end
-        if code ~= "EAGAIN" then return nil, msg, code end
-      end
-    end
-    self._rdl = true
-    data, msg, code = recv1(self, max, true, true)
-    if data then return data end
+    -- no timeout: the loop's hook waits and receives (a tail call: in a
+    -- task this frame is gone while it waits); outside a task it calls
+    -- recvwait
+    local hook = wait.recvhook
+    if hook and not self._timeout then return hook(sock, max, self, recvwait) end
+    return recvwait(self, max)
   end
   return nil, msg, code
 end

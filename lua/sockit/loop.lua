@@ -30,8 +30,8 @@ local co_create, co_resume, co_running, co_yield =
   coroutine.create, coroutine.resume, coroutine.running, coroutine.yield
 local now = core.now
 local traceback = debug.traceback
-local error, setmetatable, type, select, tostring =
-  error, setmetatable, type, select, tostring
+local error, setmetatable, type, select, tostring, pairs =
+  error, setmetatable, type, select, tostring, pairs
 local io_stderr = io.stderr
 local math_max = math.max
 
@@ -46,6 +46,11 @@ local ntasks = 0
 local ready, nready = {}, 0       -- tasks to resume, in order
 local spare = {}                  -- the other ready array, swapped in
 local readers, writers = {}, {}   -- fd -> task parked for "r" / "w"
+-- fd -> the coroutine of a task parked by park_recv (edge mode, no
+-- deadline): the commonest wait, kept apart so that neither parking nor
+-- waking touches the task's table (a cold line or two per message at a
+-- thousand connections: bench/README.md)
+local rdco = {}
 local nparked_io = 0              -- tasks parked on a descriptor
 local registered = setmetatable({}, {__mode = "v"})  -- fd -> socket
 -- socket -> its descriptor, once the socket is registered with the
@@ -65,6 +70,11 @@ local running, stopping = false, false
 -- in 'tasks' (a cold line of a big table at ten thousand tasks), after
 -- checking that its coroutine is the one running
 local current = false
+-- the coroutine the loop resumed last: park_recv knows a task of this
+-- loop is running when co_running() is this one, without a look-up
+local curco = false
+-- what a task yields when it parks (any other yield: "run again later")
+local PARKED = setmetatable({}, {__name = "sockit.loop.parked"})
 
 
 --[[ {======================================================
@@ -165,11 +175,16 @@ local function level_update (fd)
 end
 
 --[[
-A task's field 'parked' is false while it runs or is ready, 1 while it
-waits only to read, with no deadline, in edge mode (the loop then resumes
-it straight from the poller's report: poll_once), and true while it waits
-otherwise. Its field 'why' is false, or why it was woken other than by
-readiness: "timeout" or "closed".
+A task waits in one of two ways.
+- To read, with no deadline, in edge mode (park_recv: the commonest wait):
+  its coroutine is in rdco[fd], and the poller's report resumes it at
+  once (poll_once). Its table is not touched either way; its field
+  'parked' stays false.
+- Otherwise (park, suspend): its field 'parked' is true, the task is in
+  readers[fd] / writers[fd] and the heap as it waits, and wake() queues it
+  with its field 'why': false (ready), "timeout" or "closed".
+Every park yields PARKED; a resume hands the parked coroutine the reason
+it was woken (nothing when it is ready), which its park returns.
 ]]
 
 -- wake a parked task, with why false (ready), "timeout" or "closed"
@@ -252,9 +267,8 @@ local function running_task ()
   return tasks[co]
 end
 
--- what a parked task says when it is resumed (its 'why' set)
-local function woken (task, why, sock)
-  task.why = false
+-- what a parked task says when it is resumed for 'why' (not readiness)
+local function woken (why, sock)
   if why == "timeout" then
     if sock then return nil, "timed out", "ETIMEDOUT" end
     return true
@@ -282,7 +296,7 @@ local function park (sock, events, deadline)
     end
     if events ~= "w" then
       local r = readers[fd]
-      if r and r ~= task then
+      if (r and r ~= task) or rdco[fd] then
         return nil, "another task is already reading this socket", "EBUSY"
       end
       readers[fd] = task
@@ -301,48 +315,59 @@ local function park (sock, events, deadline)
   end
   if deadline then timer_add(task, deadline) end
   task.parked = true
-  co_yield()
-  local why = task.why
-  if why then return woken(task, why, sock) end
+  local why = co_yield(PARKED)
+  if why then return woken(why, sock) end
   return true
 end
 
 --[[
-The hook of conn:recv (wait.readhook): park(sock, "r", nil) for the
-commonest wait there is, in fewer steps. In edge mode the task is marked
-so that the poller's report resumes it at once (poll_once).
+The hook of conn:recv (wait.recvhook): once a receive on 'sock' has said
+EAGAIN, park the task until it is readable and receive again, up to 'max'
+bytes, until data, the end or an error; the same as
+wait.hook(sock, "r", nil) and a receive in a loop, in fewer steps.
+conn:recv reaches it by a tail call, so that a resumed task returns
+straight to the handler: the frame of conn:recv is not on its stack (on
+a resume every frame is a cold line or two: bench/README.md). Outside a
+task it tail-calls fallback(conn, max), conn:recv's way of blocking.
+
+In edge mode the task's coroutine waits in rdco, and the poller's report
+resumes it at once (poll_once): neither side touches the task's table.
 ]]
-local function park_read (sock)
+local c_recv = core.methods.recv
+local function park_recv (sock, max, conn, fallback)
   local co = co_running()
-  local task = current
-  if not task or task.co ~= co then
-    task = tasks[co]
-    if not task then return false end
+  if co ~= curco and not tasks[co] then return fallback(conn, max) end
+  while true do
+    if not edge then
+      local ok, msg, code = park(sock, "r", nil)
+      if not ok then return nil, "recv: " .. msg, code end
+    else
+      if nbefore > 0 then
+        local task = running_task()
+        if task.before_park then before_park(task) end
+      end
+      local fd, msg, code = fdof[sock]
+      if not fd then
+        fd, msg, code = enroll(sock, "r")
+        if not fd then return nil, "recv: " .. msg, code end
+      end
+      if rdco[fd] or readers[fd] then
+        return nil, "recv: another task is already reading this socket", "EBUSY"
+      end
+      rdco[fd] = co
+      nparked_io = nparked_io + 1
+      local why = co_yield(PARKED)
+      if why then
+        local _, wmsg, wcode = woken(why, sock)
+        return nil, "recv: " .. wmsg, wcode
+      end
+    end
+    local data, msg, code = c_recv(sock, max)
+    if data then return data end
+    if code ~= "EAGAIN" then return nil, msg, code end
   end
-  if nbefore > 0 and task.before_park then before_park(task) end
-  local fd, msg, code = fdof[sock]
-  if not fd then
-    fd, msg, code = enroll(sock, "r")
-    if not fd then return nil, msg, code end
-  end
-  local r = readers[fd]
-  if r and r ~= task then
-    return nil, "another task is already reading this socket", "EBUSY"
-  end
-  readers[fd] = task
-  task.fd = fd
-  nparked_io = nparked_io + 1
-  if edge then
-    task.parked = 1
-  else
-    level_update(fd)
-    task.parked = true
-  end
-  co_yield()
-  local why = task.why
-  if why then return woken(task, why, sock) end
-  return true
 end
+
 
 --[[
 The closing hook: the Lua layer is about to close 'sock'. Take its
@@ -352,6 +377,15 @@ on it, so that a task blocked in accept or read sees "EBADF".
 local function closing (sock)
   local fd = fdof[sock] or sock:fileno()
   fdof[sock] = nil
+  local co = rdco[fd]
+  if co then   -- parked by park_recv: queue it, told "closed"
+    rdco[fd] = nil
+    nparked_io = nparked_io - 1
+    local task = tasks[co]
+    task.why = "closed"
+    nready = nready + 1
+    ready[nready] = task
+  end
   local r, w = readers[fd], writers[fd]
   if r then wake(r, "closed") end
   if w then wake(w, "closed") end
@@ -385,9 +419,17 @@ end
 -- (no __index: a task's absent field, before_park mostly, is then a
 -- cheap miss)
 
+-- whether 't' waits in rdco (a scan: for printing only)
+local function inrdco (t)
+  for _, co in pairs(rdco) do
+    if co == t.co then return true end
+  end
+  return false
+end
+
 function taskmeta.__tostring (t)
   return ("sockit.task{%s}"):format(t.done and "done" or
-    (t.parked and "waiting" or "ready"))
+    ((t.parked or inrdco(t)) and "waiting" or "ready"))
 end
 
 --[[
@@ -427,8 +469,8 @@ M.onerror = function (task, err)
   return task
 end
 
--- what follows a resume of 'task' that did not park: it yielded, ended
--- or raised
+-- what follows a resume of 'task' that did not park (did not yield
+-- PARKED): it yielded, ended or raised
 local function resumed (task, ok, res)
   local co = task.co
   if ok and res ~= DONE then  -- a plain coroutine.yield(): run again later
@@ -453,19 +495,26 @@ end
 -- resume a started task (poll_once does this inline for the tasks it
 -- resumes straight from the poller's report)
 local function step (task)
-  current = task
-  local ok, res = co_resume(task.co)
-  if not task.parked then resumed(task, ok, res) end
+  local co, why = task.co, task.why
+  current, curco = task, co
+  local ok, res
+  if why then
+    task.why = false
+    ok, res = co_resume(co, why)
+  else
+    ok, res = co_resume(co)
+  end
+  if res ~= PARKED then resumed(task, ok, res) end
 end
 
 -- the first resume of 'task': start its body with its arguments
 local function start (task)
   local fn, n = task.fn, task[1] + 1
   task.fn = false
-  current = task
+  current, curco = task, task.co
   local ok, res = co_resume(task.co, fn, unpack(task, 2, n))
   for i = 1, n do task[i] = nil end
-  if not task.parked then resumed(task, ok, res) end
+  if res ~= PARKED then resumed(task, ok, res) end
 end
 
 -- }======================================================
@@ -492,31 +541,28 @@ local function poll_once (timeout)
   local p = poller or getpoller()   -- (sets p_wait)
   local n, objs, evs = p_wait(p, timeout)
   if not n then error("sockit.run: " .. tostring(objs), 0) end
-  local rd, wr = readers, writers   -- in registers, not upvalues
+  local rc, rd, wr = rdco, readers, writers   -- in registers
   for i = 1, n do
     local fd, ev = objs[i], evs[i]     -- ev: 1 "r", 2 "w", 3 "rw"
     if ev ~= 2 then
-      local t = rd[fd]
-      if t then
-        if t.parked == 1 then
-          -- the usual case, a task parked only to read, with no
-          -- deadline (park_read, edge mode: no interest to update), is
-          -- woken and resumed here, not queued for the next turn; after
-          -- stop() it is queued
-          rd[fd] = nil
-          t.parked, t.fd = false, false
-          nparked_io = nparked_io - 1
-          if stopping then
-            nready = nready + 1
-            ready[nready] = t
-          else
-            current = t
-            local ok, res = co_resume(t.co)
-            if not t.parked then resumed(t, ok, res) end
-          end
+      local co = rc[fd]
+      if co then
+        -- the usual case, a task parked by park_recv (edge mode: no
+        -- interest to update), is resumed here, not queued for the next
+        -- turn; after stop() it is queued
+        rc[fd] = nil
+        nparked_io = nparked_io - 1
+        if stopping then
+          nready = nready + 1
+          ready[nready] = tasks[co]
         else
-          wake(t, false)
+          curco = co
+          local ok, res = co_resume(co)
+          if res ~= PARKED then resumed(tasks[co], ok, res) end
         end
+      else
+        local t = rd[fd]
+        if t then wake(t, false) end
       end
     end
     if ev ~= 1 then
@@ -615,9 +661,7 @@ function M.suspend (deadline)
   if task.before_park then before_park(task) end
   if deadline then timer_add(task, deadline) end
   task.parked = true
-  co_yield()
-  local why = task.why
-  task.why = false
+  local why = co_yield(PARKED)
   if why == "timeout" then return nil, "timed out", "ETIMEDOUT" end
   return true
 end
@@ -644,7 +688,7 @@ end
 -- }======================================================
 
 wait.hook = park
-wait.readhook = park_read
+wait.recvhook = park_recv
 wait.closing = closing
 
 return M

@@ -42,9 +42,13 @@ M.hook(sock, events, deadline) -> true | nil, msg, code | false
     is never called with a deadline of false (non-blocking): wait.wait
     answers that itself.
 
-M.readhook(sock) -> true | nil, msg, code | false
-    M.hook(sock, "r", nil) in fewer steps, for conn:recv, the commonest
-    wait of all (the loop sets both or neither).
+M.recvhook(sock, max, conn, fallback) -> data | nil, msg, code
+    For conn:recv, the commonest wait of all, once its receive on 'sock'
+    (a stream socket) said EAGAIN: waits as M.hook(sock, "r", nil) and
+    receives again, up to 'max' bytes, until data, the end ("EOF") or an
+    error. Wait errors carry the prefix "recv: ". Outside a task it
+    returns fallback(conn, max). conn:recv calls it as a tail call (the
+    loop sets M.hook and M.recvhook both or neither).
 
 M.closing(sock)
     Called just before the Lua layer closes a core socket, so that the
@@ -56,7 +60,7 @@ M.resolver(host, port, family, type) -> list | nil, msg, code
     resolver on a worker thread whose completion the poller watches.
 ]]
 M.hook = nil
-M.readhook = nil
+M.recvhook = nil
 M.closing = nil
 M.resolver = nil
 
