@@ -186,6 +186,33 @@ describe("sockit event loop", function()
     assert.is_nil(next(weak))
   end)
 
+  -- the same for a task resumed straight from the poller's report (the
+  -- loop remembers the coroutine it resumed last): a task that raises
+  -- keeps its stack for the traceback, and the loop must not keep that
+  it("keeps nothing of a task that raised after a wait in conn:recv", function()
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    local c = assert(sockit.connect("tcp", l:addr()))
+    local peer = assert(l:accept())
+    local weak = setmetatable({}, {__mode = "k"})
+    local loop = require "sockit.loop"
+    local saved = loop.onerror
+    loop.onerror = function() end
+    local task = sockit.spawn(function()
+      local held = {}
+      weak[held] = true
+      assert(c:recv())
+      error(held)       -- (a table: its stack keeps 'held' in two slots)
+    end)
+    sockit.spawn(function() sockit.sleep(0.01); assert(peer:write("x")) end)
+    sockit.run()
+    loop.onerror = saved
+    assert.is_true(task.done)
+    task = nil  -- luacheck: ignore 311
+    collectgarbage(); collectgarbage()
+    assert.is_nil(next(weak))
+    c:close(); peer:close(); l:close()
+  end)
+
   it("reports a task that raises and keeps running the others", function()
     local loop = require "sockit.loop"
     local reported

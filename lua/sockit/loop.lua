@@ -485,7 +485,9 @@ local function resumed (task, ok, res)
     task.before_park = nil
     nbefore = nbefore - 1
   end
-  if current == task then current = false end   -- let it be collected
+  -- let it be collected (a coroutine that raised keeps its stack)
+  if current == task then current = false end
+  if curco == co then curco = false end
   if not ok then
     task.error = res
     M.onerror(task, traceback(co, tostring(res)))
