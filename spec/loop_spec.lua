@@ -5,6 +5,14 @@ local sockit = require "sockit"
 
 local now = sockit.now
 
+-- a listener, a conn to it and the peer it accepted (blocking, outside
+-- any task)
+local function connected()
+  local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+  local c = assert(sockit.connect("tcp", l:addr()))
+  return l, c, assert(l:accept())
+end
+
 describe("sockit event loop", function()
   it("two tasks exchange messages over tcp", function()
     local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
@@ -190,9 +198,7 @@ describe("sockit event loop", function()
   -- loop remembers the coroutine it resumed last): a task that raises
   -- keeps its stack for the traceback, and the loop must not keep that
   it("keeps nothing of a task that raised after a wait in conn:recv", function()
-    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
-    local c = assert(sockit.connect("tcp", l:addr()))
-    local peer = assert(l:accept())
+    local l, c, peer = connected()
     local weak = setmetatable({}, {__mode = "k"})
     local loop = require "sockit.loop"
     local saved = loop.onerror
@@ -238,9 +244,7 @@ describe("sockit event loop", function()
   end)
 
   it("a read waiting in one task sees EBADF when another task closes the conn", function()
-    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
-    local c = assert(sockit.connect("tcp", l:addr()))
-    local peer = assert(l:accept())
+    local l, c, peer = connected()
     local r
     sockit.spawn(function() r = {c:read("l")} end)
     sockit.spawn(function() sockit.sleep(0.02); c:close() end)
@@ -253,9 +257,7 @@ describe("sockit event loop", function()
   -- conn:recv waits through its own hook (the task's coroutine in the
   -- loop's rdco, not its table): the same rules as every other wait
   it("a conn:recv waiting in one task sees EBADF when another task closes the conn", function()
-    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
-    local c = assert(sockit.connect("tcp", l:addr()))
-    local peer = assert(l:accept())
+    local l, c, peer = connected()
     local r
     sockit.spawn(function() r = {c:recv()} end)
     sockit.spawn(function() sockit.sleep(0.02); c:close() end)
@@ -267,9 +269,7 @@ describe("sockit event loop", function()
   end)
 
   it("a second reader of a conn gets EBUSY, whichever way the first waits", function()
-    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
-    local c = assert(sockit.connect("tcp", l:addr()))
-    local peer = assert(l:accept())
+    local l, c, peer = connected()
     for _, first in ipairs{"recv", "read"} do
       local got, busy = {}, {}
       sockit.spawn(function()   -- waits first: recv (its own hook) or read("l")
@@ -293,9 +293,7 @@ describe("sockit event loop", function()
   end)
 
   it("says a task waiting in conn:recv is waiting", function()
-    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
-    local c = assert(sockit.connect("tcp", l:addr()))
-    local peer = assert(l:accept())
+    local l, c, peer = connected()
     local reader = sockit.spawn(function() assert(c:recv()) end)
     local seen
     sockit.spawn(function()
