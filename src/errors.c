@@ -122,7 +122,6 @@ int sockit_fail (lua_State *L, int err, const char *op, const char *addr) {
 ** callers, recv and send, do not come here at all: socket.c's again()
 ** takes the same strings from its methods' upvalues.
 */
-
 int sockit_again (lua_State *L, const char *op) {
   lua_pushnil(L);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, op) != LUA_TSTRING) {

@@ -187,6 +187,12 @@ Every park yields PARKED; a resume hands the parked coroutine the reason
 it was woken (nothing when it is ready), which its park returns.
 ]]
 
+-- put 'task' at the end of the ready queue
+local function queue (task)
+  nready = nready + 1
+  ready[nready] = task
+end
+
 -- wake a parked task, with why false (ready), "timeout" or "closed"
 local function wake (task, why)
   if not task.parked then return end
@@ -201,8 +207,7 @@ local function wake (task, why)
     if not edge and poller then level_update(fd) end
   end
   if task.pos ~= 0 then timer_remove(task) end
-  nready = nready + 1
-  ready[nready] = task
+  queue(task)
 end
 
 --[[
@@ -383,8 +388,7 @@ local function closing (sock)
     nparked_io = nparked_io - 1
     local task = tasks[co]
     task.why = "closed"
-    nready = nready + 1
-    ready[nready] = task
+    queue(task)
   end
   local r, w = readers[fd], writers[fd]
   if r then wake(r, "closed") end
@@ -453,8 +457,7 @@ function M.spawn (fn, ...)
   task.co = co_create(body)
   tasks[task.co] = task
   ntasks = ntasks + 1
-  nready = nready + 1
-  ready[nready] = task
+  queue(task)
   return task
 end
 
@@ -474,8 +477,7 @@ end
 local function resumed (task, ok, res)
   local co = task.co
   if ok and res ~= DONE then  -- a plain coroutine.yield(): run again later
-    nready = nready + 1
-    ready[nready] = task
+    queue(task)
     return
   end
   tasks[co] = nil
@@ -555,8 +557,7 @@ local function poll_once (timeout)
         rc[fd] = nil
         nparked_io = nparked_io - 1
         if stopping then
-          nready = nready + 1
-          ready[nready] = tasks[co]
+          queue(tasks[co])
         else
           curco = co
           local ok, res = co_resume(co)
