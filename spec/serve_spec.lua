@@ -236,6 +236,110 @@ print("python ok")
     assert.matches("python ok", out)
   end)
 
+  it("closes an idle connection quietly, also when its handler raises the timeout", function()
+    -- the handlers users write: conn:lines() raises "recv: timed out" when
+    -- the idle timeout expires, assert() raises what read or write said
+    -- ("check" below);
+    -- none of that is a failure to report (a real raise still is)
+    local errors = {}
+    -- Lua's own assert (busted's raises a table with a position)
+    local function check(v, msg) if v == nil then error(msg, 0) end return v end
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", function(conn)
+      local first = check(conn:read("l"))
+      if first == "lines" then
+        for line in conn:lines() do conn:write(line, "\n") end
+      elseif first == "flood" then     -- a client that never reads
+        local block = string.rep("x", 65536)
+        while true do check(conn:write(block)) end
+      elseif first == "raise" then
+        sockit.sleep(0.5)
+        error("a real failure")
+      end
+    end, {timeout = 0.3, on_error = function(err, peer)
+      errors[#errors + 1] = tostring(err):match("^[^\n]*") .. " @ " .. peer
+    end}))
+    local closed = {}
+    local function client(kind, say)
+      sockit.spawn(function()
+        local c = assert(sockit.connect("tcp", server:addr(), {timeout = 5}))
+        if say then c:write(say) end
+        local t0 = now()
+        if kind == "flood" then   -- read nothing until the server gave up
+          sockit.sleep(1.0)
+          c:settimeout(0)
+          repeat local d, _, code = c:recv() until not d and code ~= "EAGAIN"
+        end
+        local _, _, code = c:read("a")
+        closed[kind] = {code = code, after = now() - t0}
+        c:close()
+      end)
+    end
+    client("silent")                  -- assert(conn:read()) times out
+    client("lines", "lines\n")       -- conn:lines() times out
+    client("flood", "flood\n")       -- assert(conn:write()) times out
+    client("raise", "raise\n")
+    sockit.spawn(function() sockit.sleep(1.5); server:close() end)
+    run_bounded(10, server)
+    for _, kind in ipairs({"silent", "lines", "raise"}) do
+      assert.is_truthy(closed[kind], kind)
+      assert.is_nil(closed[kind].code, kind)          -- read("a") gave ""
+      assert.is_true(closed[kind].after >= 0.25, kind)
+    end
+    assert.is_truthy(closed.flood)
+    assert.are.equal(1, #errors, table.concat(errors, "\n"))
+    assert.matches("serve_spec%.lua:%d+: a real failure @ 127%.0%.0%.1:%d+$", errors[1])
+    assert.are.equal(0, server.active)
+  end)
+
+  it("serves unixgram datagrams and unixpacket records", function()
+    local dir = H.tmpdir()
+    local gram = assert(sockit.serve("unixgram", dir .. "/g", function(data, peer, ep)
+      ep:sendto(data:upper(), peer)
+    end))
+    local packet = assert(sockit.serve("unixpacket", dir .. "/p", function(ep)
+      while true do   -- a record endpoint: send/recv keep the boundaries
+        local r = ep:recv()
+        if not r then return end
+        ep:send(#r .. ":" .. r)
+      end
+    end))
+    local got = {}
+    sockit.spawn(function()
+      local c = assert(sockit.bind("unixgram", dir .. "/c"))
+      c:settimeout(5)
+      c:sendto("one", gram:addr())
+      got.gram = {c:recvfrom()}
+      c:close()
+      local p = assert(sockit.connect("unixpacket", packet:addr(), {timeout = 5}))
+      p:send("ab"); p:send("cde")
+      got.packet = {p:recv(), p:recv()}
+      p:close()
+      gram:close(); packet:close()
+    end)
+    local gram_addr = gram:addr()
+    run_bounded(10)
+    assert.are.same({"ONE", gram_addr}, got.gram)
+    assert.are.same({"2:ab", "3:cde"}, got.packet)
+    assert.is_false(H.exists(dir .. "/g"))
+    assert.is_false(H.exists(dir .. "/p"))
+    H.rmdir(dir)
+  end)
+
+  it("serves from inside a task too: serve returns at once", function()
+    local got
+    sockit.spawn(function()
+      local server = assert(sockit.serve("tcp", "127.0.0.1:0", echo))
+      local c = assert(sockit.connect("tcp", server:addr(), {timeout = 5}))
+      c:write("from a task\n")
+      got = c:read("l")
+      c:close()
+      server:close()
+    end)
+    run_bounded(10)
+    assert.are.equal("from a task", got)
+    assert.are.equal(0, loop.count())
+  end)
+
   it("returns from run once the server is closed and its tasks have ended", function()
     local server = assert(sockit.serve("tcp", "127.0.0.1:0", echo))
     sockit.spawn(function() sockit.sleep(0.05); server:close() end)

@@ -111,7 +111,10 @@ local function recv1 (self, max, deadline, waitfirst)
     local hook, ok, wmsg, wcode = wait.hook, false, nil, nil
     if hook and deadline ~= false then ok, wmsg, wcode = hook(sock, "r", deadline) end
     if ok == false then ok, wmsg, wcode = waitfor(sock, "r", deadline) end
-    if not ok then return nil, "recv: " .. wmsg, wcode end
+    if not ok then
+      if wcode == "ETIMEDOUT" then self._expired = true end
+      return nil, "recv: " .. wmsg, wcode
+    end
   end
 end
 
@@ -412,6 +415,7 @@ returned: ok, msg, code, deadline.
 local function waitroom (self, sock, deadline)
   if deadline == true then deadline = deadline_of(self._timeout) end
   local ok, msg, code = waitfor(sock, "w", deadline)
+  if code == "ETIMEDOUT" then self._expired = true end
   return ok, msg, code, deadline
 end
 

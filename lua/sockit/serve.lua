@@ -31,6 +31,7 @@ local xpcall, pcall, type, tostring, setmetatable, error =
 local io_stderr = io.stderr
 local math_min, math_max = math.min, math.max
 local move = table.move
+local find = string.find
 
 local Server = {}
 Server.__index = Server
@@ -76,12 +77,26 @@ local function report (server, err, peer)
   io_stderr:flush()
 end
 
+--[[
+A handler that raised because a wait of its conn timed out (conn:lines()
+raises "recv: timed out" when the idle timeout expires, and so does
+assert(conn:read())) ends as an idle connection does, quietly: closing
+it is the server's timeout at work, not a failure to report. conn.lua
+marks a conn whose wait said ETIMEDOUT ('_expired'); the message (the
+first line of 'err', before the traceback) says that timeout is what
+was raised.
+]]
+local function idle_expiry (conn, err)
+  return conn._expired == true and type(err) == "string"
+         and find(err, "^[^\n]*timed out\n") ~= nil
+end
+
 -- one connection's task
 local function handle (server, handler, conn, peer)
   local ok, err = xpcall(handler, traceback, conn, peer)
   conn:close()
   server.active = server.active - 1
-  if not ok then report(server, err, peer) end
+  if not ok and not idle_expiry(conn, err) then report(server, err, peer) end
   local w = server.waiting
   if w and server.active < server.max then loop.resume(w) end
 end
