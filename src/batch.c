@@ -212,7 +212,7 @@ static int sock_sendmany (lua_State *L) {
   lua_Integer n, i;
   Addr a;
   Batch *b;
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   n = luaL_len(L, 2);
   if (n > SOCKIT_BATCHMAX) n = SOCKIT_BATCHMAX;
@@ -319,7 +319,7 @@ static int sock_recvmany (lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 2);
   lua_Integer max = luaL_optinteger(L, 3, SOCKIT_RECVMAX);
   Batch *b;
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   int got, i;
   luaL_argcheck(L, n >= 1 && n <= SOCKIT_BATCHMAX, 2, "n must be 1..1024");
   luaL_argcheck(L, max > 0, 3, "max must be positive");

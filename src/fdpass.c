@@ -61,7 +61,7 @@ static int sock_sendfds (lua_State *L) {
   struct msghdr msg;
   struct iovec iov;
   struct cmsghdr *cm;
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   luaL_argcheck(L, nfds >= 1, 3, "at least one descriptor expected");
   luaL_argcheck(L, nfds <= SOCKIT_MAXFDS, 3 + SOCKIT_MAXFDS,
                 "too many descriptors (at most 253)");
@@ -129,7 +129,7 @@ static int sock_recvfds (lua_State *L) {
   struct iovec iov;
   luaL_Buffer b;
   char *buf;
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   ssize_t n;
   int k = 0, stream = (s->type == SOCK_STREAM);
   luaL_argcheck(L, max > 0, 2, "max must be positive");

@@ -143,14 +143,10 @@ static int backend_ctl (Poller *p, int op, int fd, int mask) {
 }
 
 
+/* n ready, or -errno (-EINTR too: poller_wait says whether to wait again) */
 static int backend_wait (Poller *p, double deadline) {
-  for (;;) {
-    int n = epoll_wait(p->epfd, p->ev, POLLER_BATCH, ms_until(deadline));
-    if (n >= 0)
-      return n;
-    if (errno != EINTR)
-      return -errno;
-  }
+  int n = epoll_wait(p->epfd, p->ev, POLLER_BATCH, ms_until(deadline));
+  return (n >= 0) ? n : -errno;
 }
 
 
@@ -226,23 +222,20 @@ static int backend_ctl (Poller *p, int op, int fd, int mask) {
 }
 
 
+/* n ready, or -errno (-EINTR too: poller_wait says whether to wait again) */
 static int backend_wait (Poller *p, double deadline) {
-  for (;;) {
-    int n = poll(p->pfd, (nfds_t)p->n, ms_until(deadline));
-    if (n >= 0) {   /* compact the ready ones to the front, in order */
-      int i, k = 0;
-      for (i = 0; i < p->n && k < n; i++) {
-        if (p->pfd[i].revents != 0) {
-          struct pollfd t = p->pfd[i];
-          p->pfd[i] = p->pfd[k];
-          p->pfd[k++] = t;
-        }
-      }
-      return (k > POLLER_BATCH) ? POLLER_BATCH : k;
+  int i, k = 0;
+  int n = poll(p->pfd, (nfds_t)p->n, ms_until(deadline));
+  if (n < 0)
+    return -errno;
+  for (i = 0; i < p->n && k < n; i++) {   /* the ready ones to the front, in order */
+    if (p->pfd[i].revents != 0) {
+      struct pollfd t = p->pfd[i];
+      p->pfd[i] = p->pfd[k];
+      p->pfd[k++] = t;
     }
-    if (errno != EINTR)
-      return -errno;
   }
+  return (k > POLLER_BATCH) ? POLLER_BATCH : k;
 }
 
 
@@ -317,13 +310,16 @@ static int poller_remove (lua_State *L) {
 /* p:wait([timeout]) -> n, objs, evs */
 static int poller_wait (lua_State *L) {
   Poller *p = checkpoller(L);
-  double timeout = -1;
+  double timeout = -1, deadline;
   int n, i, k = 0;
   if (!lua_isnoneornil(L, 2)) {
     timeout = luaL_checknumber(L, 2);
     luaL_argcheck(L, timeout >= 0, 2, "timeout must not be negative");
   }
-  n = backend_wait(p, timeout < 0 ? -1.0 : sys_now() + timeout);
+  deadline = (timeout < 0) ? -1.0 : sys_now() + timeout;
+  /* a signal: wait again, unless Ctrl-C is to stop the program */
+  while ((n = backend_wait(p, deadline)) == -EINTR && !sockit_interrupted(L))
+    ;
   if (n < 0)
     return sockit_fail(L, -n, "poller wait", NULL);
   lua_settop(L, 1);

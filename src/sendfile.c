@@ -44,7 +44,7 @@ static int sock_sendfile (lua_State *L) {
   lua_Integer count;
   off_t pos;
   lua_Integer total = 0;
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   luaL_argcheck(L, off >= 0, 3, "offset must not be negative");
   if (s->type != SOCK_STREAM)
     return luaL_error(L, "sendfile needs a stream socket");

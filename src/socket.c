@@ -230,10 +230,42 @@ int sockit_waitfor (Socket *s, int events, Wait *w) {
       if (ms > left * 1000.0)
         ms = (int)(left * 1000.0) + 1;
     }
-    if (poll(NULL, 0, ms) < 0 && errno != EINTR)
+    if (poll(NULL, 0, ms) < 0 && (errno != EINTR || sockit_interrupted(w->L)))
       return errno;
   }
-  return sys_wait(s->fd, events, w->deadline, NULL);
+  for (;;) {
+    int err = sys_wait(s->fd, events, w->deadline, NULL);
+    if (err != EINTR || sockit_interrupted(w->L))
+      return err;
+  }
+}
+
+
+/*
+** Whether an interrupt is pending in the Lua state: the standalone lua's
+** SIGINT handler (lua.c, laction) sets a hook on the main thread that
+** runs at the next instruction (count 1) and raises "interrupted!". A
+** wait cut short by a signal (EINTR) is retried, SPEC §1, unless such a
+** hook waits to run: then the wait fails with EINTR, the C function
+** returns, and the hook raises. So Ctrl-C stops a blocking accept or
+** read, a sleep or sockit.run(), as it stops any Lua code (LuaSocket's
+** waits retry and do not stop). A hook that counts every instruction
+** wants to run at once, whoever set it; line and call hooks (debuggers,
+** coverage) and sparse count hooks (profilers) leave the retry alone.
+*/
+static int hookpending (lua_State *L) {
+  return lua_gethook(L) != NULL && (lua_gethookmask(L) & LUA_MASKCOUNT)
+         && lua_gethookcount(L) == 1;
+}
+
+int sockit_interrupted (lua_State *L) {
+  lua_State *main;
+  if (hookpending(L))
+    return 1;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return main != NULL && main != L && hookpending(main);
 }
 
 
@@ -250,13 +282,16 @@ static void pushevents (lua_State *L, int revents) {
 static int sock_wait (lua_State *L) {
   Socket *s = sockit_checksocket(L, 1);
   int events = eventvals[luaL_checkoption(L, 2, NULL, eventnames)];
-  double timeout = luaL_optnumber(L, 3, -1);
+  double timeout = luaL_optnumber(L, 3, -1), deadline;
   int revents = 0, err;
   if (lua_isnoneornil(L, 3))
     timeout = -1;
   else
     luaL_argcheck(L, timeout >= 0, 3, "timeout must not be negative");
-  err = sys_wait(s->fd, events, sys_deadline(timeout), &revents);
+  deadline = sys_deadline(timeout);
+  while ((err = sys_wait(s->fd, events, deadline, &revents)) == EINTR
+         && !sockit_interrupted(L))
+    ;
   if (err != 0)
     return sockit_fail(L, err, "wait", NULL);
   pushevents(L, revents);
@@ -313,7 +348,7 @@ static int sock_accept (lua_State *L) {
   Socket *c = sockit_newsocket(L, s->family, s->type);  /* closed for now */
   struct sockaddr_storage ss;
   socklen_t len;
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   int fd, n;
   for (;;) {
     len = sizeof(ss);
@@ -386,7 +421,7 @@ static int unix_blocking_connect (Socket *s, Addr *a, double deadline) {
 ** then the outcome is SO_ERROR.
 */
 static int finish_connect (lua_State *L, Socket *s, const char *text) {
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   int err = 0;
   socklen_t elen = sizeof(err);
   if (s->timeout == 0) {
@@ -482,7 +517,7 @@ static size_t endpos (lua_Integer pos, size_t len) {
 /* send 'len' bytes at 'data' with 'flags', waiting per the timeout */
 static int sendloop (lua_State *L, Socket *s, const char *data, size_t len,
                      const Addr *to) {
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   for (;;) {
     ssize_t n = to ? sk_sendto(s->fd, data, len, MSG_NOSIGNAL,
                                (const struct sockaddr *)&to->ss, to->len)
@@ -587,7 +622,7 @@ static int sock_sendv (lua_State *L) {
   struct msghdr msg;
   lua_Integer i, n;
   int cnt = 0;
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_argcheck(L, skip >= 0, 3, "skip must not be negative");
   n = luaL_len(L, 2);
@@ -665,7 +700,7 @@ static int do_recv (lua_State *L, int from) {
   char *buf;
   struct sockaddr_storage ss;
   socklen_t sslen = 0;
-  Wait wt = WAIT_INIT;
+  Wait wt = WAIT_INIT(L);
   ssize_t n;
   const char *op = from ? "recvfrom" : "recv";
   luaL_argcheck(L, max > 0, 2, "max must be positive");

@@ -134,13 +134,15 @@ int mod_getaddrinfo (lua_State *L);
 Socket *sockit_newsocket (lua_State *L, int family, int type);
 Socket *sockit_checksocket (lua_State *L, int arg);
 Socket *sockit_tosocket (lua_State *L, int arg);
-/* the state of one call's waits (sockit_waitfor): start with WAIT_INIT */
+/* the state of one call's waits (sockit_waitfor): start with WAIT_INIT(L) */
 typedef struct Wait {
   double deadline;   /* 0: not computed yet; < 0: none */
   int waits;         /* how many waits this call has made */
+  lua_State *L;      /* the calling state (sockit_interrupted) */
 } Wait;
-#define WAIT_INIT  {0, 0}
+#define WAIT_INIT(L)  {0, 0, (L)}
 int sockit_waitfor (Socket *s, int events, Wait *w);
+int sockit_interrupted (lua_State *L);
 int sockit_optfd (lua_State *L, int arg);
 const char *sockit_familyname (int family);
 const char *sockit_typename (int type);

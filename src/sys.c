@@ -1,7 +1,8 @@
 /*
 ** sys.c — system-call wrappers. Nothing here knows about Lua: every
-** function returns 0 on success or an errno value, retries EINTR, and
-** folds EWOULDBLOCK into EAGAIN (cqueues lib/socket.c).
+** function returns 0 on success or an errno value, retries EINTR (but
+** sys_wait, whose callers decide: sockit_interrupted), and folds
+** EWOULDBLOCK into EAGAIN (cqueues lib/socket.c).
 */
 #include "sockit.h"
 
@@ -57,7 +58,8 @@ static int ms_left (double deadline) {
 /*
 ** Wait until 'fd' is ready for 'events' (POLLIN/POLLOUT) or 'deadline'
 ** passes. Returns 0 (ready; '*revents' says for what) or ETIMEDOUT or
-** an errno. An error or hang-up is reported as ready for what was asked,
+** an errno, EINTR included: the caller, which knows the Lua state, says
+** whether to wait again. An error or hang-up is reported as ready for what was asked,
 ** so that the next call on the descriptor reports the real error.
 */
 int sys_wait (int fd, int events, double deadline, int *revents) {
@@ -80,8 +82,7 @@ int sys_wait (int fd, int events, double deadline, int *revents) {
         return ETIMEDOUT;
       continue;  /* woke early (rounding): wait for the rest */
     }
-    if (errno != EINTR)
-      return errno;
+    return errno;   /* EINTR too: the caller retries, or is interrupted */
   }
 }
 

@@ -9,7 +9,7 @@
 # SOCKIT_APT_UPDATED=1 skips the `apt-get update` (.ci/run has just done it).
 set -u
 
-pkgs="lua5.4 liblua5.4-dev lua-busted lua-check luarocks socat iproute2 gcc make pkg-config clang libclang-rt-14-dev valgrind curl"
+pkgs="lua5.4 liblua5.4-dev lua-busted lua-check luarocks socat iproute2 gcc make pkg-config clang libclang-rt-14-dev valgrind curl strace"
 
 # python3: any python3 on PATH will do (the specs only use its socket
 # module); Debian's package only when there is none.
