@@ -237,6 +237,8 @@ describe("sockit event loop", function()
     assert.matches("bad argument #1 to 'spawn' %(function expected, got nil%)",
                    H.raises(sockit.spawn, nil))
     assert.matches("bad argument #1 to 'sleep'", H.raises(sockit.sleep, "x"))
+    -- (a NaN deadline would never pass, and would stall every timer)
+    assert.matches("bad argument #1 to 'sleep' %(seconds is NaN%)", H.raises(sockit.sleep, 0/0))
     local err
     sockit.spawn(function() err = H.raises(sockit.run) end)
     sockit.run()

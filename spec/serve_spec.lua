@@ -360,6 +360,10 @@ print("python ok")
     assert.matches("bad argument #3 to 'serve' %(function expected",
                    H.raises(sockit.serve, "tcp", "127.0.0.1:0", "nope"))
     assert.matches("unknown network", H.raises(sockit.serve, "tcpx", ":0", echo))
+    for _, t in ipairs({0, -1, 0/0, "5"}) do
+      assert.matches("bad argument #4 to 'serve' %(timeout must be a positive number",
+                     H.raises(sockit.serve, "tcp", "127.0.0.1:0", echo, {timeout = t}))
+    end
     sockit.run()
   end)
 

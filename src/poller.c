@@ -314,7 +314,8 @@ static int poller_wait (lua_State *L) {
   int n, i, k = 0;
   if (!lua_isnoneornil(L, 2)) {
     timeout = luaL_checknumber(L, 2);
-    luaL_argcheck(L, timeout >= 0, 2, "timeout must not be negative");
+    luaL_argcheck(L, timeout >= 0, 2,   /* (false for NaN too) */
+                  timeout != timeout ? "timeout is NaN" : "timeout must not be negative");
   }
   deadline = (timeout < 0) ? -1.0 : sys_now() + timeout;
   /* a signal: wait again, unless Ctrl-C is to stop the program */

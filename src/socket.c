@@ -287,7 +287,8 @@ static int sock_wait (lua_State *L) {
   if (lua_isnoneornil(L, 3))
     timeout = -1;
   else
-    luaL_argcheck(L, timeout >= 0, 3, "timeout must not be negative");
+    luaL_argcheck(L, timeout >= 0, 3,   /* (false for NaN too) */
+                  timeout != timeout ? "timeout is NaN" : "timeout must not be negative");
   deadline = sys_deadline(timeout);
   while ((err = sys_wait(s->fd, events, deadline, &revents)) == EINTR
          && !sockit_interrupted(L))
@@ -811,7 +812,8 @@ static int sock_settimeout (lua_State *L) {
     s->timeout = -1;
   else {
     double t = luaL_checknumber(L, 2);
-    luaL_argcheck(L, t >= 0 && t == t, 2, "timeout must not be negative");
+    luaL_argcheck(L, t >= 0, 2,   /* (false for NaN too) */
+                  t != t ? "timeout is NaN" : "timeout must not be negative");
     s->timeout = t;
   }
   lua_pushboolean(L, 1);

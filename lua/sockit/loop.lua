@@ -649,6 +649,9 @@ function M.sleep (seconds)
     error(("bad argument #1 to 'sleep' (number expected, got %s)")
           :format(type(seconds)), 2)
   end
+  if seconds ~= seconds then   -- NaN: no deadline would ever pass
+    error("bad argument #1 to 'sleep' (seconds is NaN)", 2)
+  end
   if seconds < 0 then seconds = 0 end
   return wait.wait(nil, nil, now() + seconds)
 end
