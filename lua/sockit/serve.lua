@@ -306,8 +306,8 @@ function M.serve (sockit, network, address, handler, opts)
           "positive integer)", 2)
   end
   local timeout = opts.timeout
-  -- (not NaN: 'not (t > 0)' holds for it, where 't <= 0' does not)
-  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout > 0)) then
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout <= 0
+                         or timeout ~= timeout) then   -- (NaN)
     error("bad argument #4 to 'serve' (timeout must be a positive number)", 2)
   end
   local server = setmetatable({
