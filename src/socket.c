@@ -230,8 +230,11 @@ int sockit_waitfor (Socket *s, int events, Wait *w) {
       if (ms > left * 1000.0)
         ms = (int)(left * 1000.0) + 1;
     }
-    if (poll(NULL, 0, ms) < 0 && (errno != EINTR || sockit_interrupted(w->L)))
-      return errno;
+    if (poll(NULL, 0, ms) < 0) {
+      int err = errno;
+      if (err != EINTR || sockit_interrupted(w->L))
+        return err;
+    }
   }
   for (;;) {
     int err = sys_wait(s->fd, events, w->deadline, NULL);
