@@ -204,6 +204,17 @@ static int sock_tostring (lua_State *L) {
 ** =======================================================
 */
 
+/* sys_wait, and again after a signal unless an interrupt is pending */
+static int waitfd (lua_State *L, int fd, int events, double deadline,
+                   int *revents) {
+  int err;
+  while ((err = sys_wait(fd, events, deadline, revents)) == EINTR
+         && !sockit_interrupted(L))
+    ;
+  return err;
+}
+
+
 /*
 ** After a call said EAGAIN: fail at once with timeout 0, otherwise wait
 ** for 'events' until the deadline (computed on first need, once per
@@ -236,11 +247,7 @@ int sockit_waitfor (Socket *s, int events, Wait *w) {
         return err;
     }
   }
-  for (;;) {
-    int err = sys_wait(s->fd, events, w->deadline, NULL);
-    if (err != EINTR || sockit_interrupted(w->L))
-      return err;
-  }
+  return waitfd(w->L, s->fd, events, w->deadline, NULL);
 }
 
 
@@ -285,17 +292,14 @@ static void pushevents (lua_State *L, int revents) {
 static int sock_wait (lua_State *L) {
   Socket *s = sockit_checksocket(L, 1);
   int events = eventvals[luaL_checkoption(L, 2, NULL, eventnames)];
-  double timeout = luaL_optnumber(L, 3, -1), deadline;
+  double timeout = luaL_optnumber(L, 3, -1);
   int revents = 0, err;
   if (lua_isnoneornil(L, 3))
     timeout = -1;
   else
     luaL_argcheck(L, timeout >= 0, 3,   /* (false for NaN too) */
                   timeout != timeout ? "timeout is NaN" : "timeout must not be negative");
-  deadline = sys_deadline(timeout);
-  while ((err = sys_wait(s->fd, events, deadline, &revents)) == EINTR
-         && !sockit_interrupted(L))
-    ;
+  err = waitfd(L, s->fd, events, sys_deadline(timeout), &revents);
   if (err != 0)
     return sockit_fail(L, err, "wait", NULL);
   pushevents(L, revents);
