@@ -291,6 +291,46 @@ print("python ok")
     assert.are.equal(0, server.active)
   end)
 
+  it("keeps a recvfds timeout quiet, but reports a timeout raised after one the handler survived", function()
+    local errors = {}
+    local function check(v, msg) if v == nil then error(msg, 0) end return v end
+    local dir = H.tmpdir()
+    local server = assert(sockit.serve("unix", dir .. "/s", function(conn)
+      local first = check(conn:read("l"))
+      if first == "fds" then
+        check(conn:recvfds())              -- the client sends nothing more
+      elseif first == "survive" then
+        local _, _, code = conn:read("l")  -- times out: the handler goes on
+        assert(code == "ETIMEDOUT", code)
+        check(conn:read("l"))              -- a later wait of its conn succeeds
+        error("backend: recv: timed out", 0)  -- someone else's timeout
+      end
+    end, {timeout = 0.3, on_error = function(err)
+      errors[#errors + 1] = tostring(err):match("^[^\n]*")
+    end}))
+    local done = 0
+    local function client(say, later)
+      sockit.spawn(function()
+        local c = assert(sockit.connect("unix", server:addr(), {timeout = 5}))
+        c:write(say)
+        if later then sockit.sleep(0.5); c:write(later) end
+        c:read("a")
+        c:close()
+        done = done + 1
+      end)
+    end
+    client("fds\n")
+    client("survive\n", "more\n")
+    sockit.spawn(function()
+      for _ = 1, 250 do if done == 2 then break end sockit.sleep(0.02) end
+      server:close()
+    end)
+    run_bounded(10, server)
+    assert.are.equal(2, done)
+    assert.are.same({"backend: recv: timed out"}, errors)
+    H.rmdir(dir)
+  end)
+
   it("serves unixgram datagrams and unixpacket records", function()
     local dir = H.tmpdir()
     local gram = assert(sockit.serve("unixgram", dir .. "/g", function(data, peer, ep)

@@ -109,11 +109,13 @@ local function recv1 (self, max, deadline, waitfirst)
     -- inside a task, park straight through the loop's hook: one Lua
     -- frame less per wait than wait.wait (whose rules this follows)
     local hook, ok, wmsg, wcode = wait.hook, false, nil, nil
+    self._expired = nil
     if hook and deadline ~= false then ok, wmsg, wcode = hook(sock, "r", deadline) end
     if ok == false then ok, wmsg, wcode = waitfor(sock, "r", deadline) end
     if not ok then
-      if wcode == "ETIMEDOUT" then self._expired = true end
-      return nil, "recv: " .. wmsg, wcode
+      wmsg = "recv: " .. wmsg
+      if wcode == "ETIMEDOUT" then self._expired = wmsg end
+      return nil, wmsg, wcode
     end
   end
 end
@@ -410,12 +412,17 @@ Sending
 --[[
 Wait until 'sock' has room to send. 'deadline' is true until the first
 wait of a call computes it from the timeout; the caller keeps the one
-returned: ok, msg, code, deadline.
+returned: ok, msg, code, deadline, where 'msg' starts with 'what' (the
+operation, "send: "). A timeout marks the conn for serve (self._expired,
+as recv1 does): the latest wait of this conn expired, with that message.
 ]]
-local function waitroom (self, sock, deadline)
+local function waitroom (self, sock, deadline, what)
   if deadline == true then deadline = deadline_of(self._timeout) end
+  self._expired = nil
   local ok, msg, code = waitfor(sock, "w", deadline)
-  if code == "ETIMEDOUT" then self._expired = true end
+  if ok then return ok, nil, nil, deadline end
+  msg = what .. msg
+  if code == "ETIMEDOUT" then self._expired = msg end
   return ok, msg, code, deadline
 end
 
@@ -429,8 +436,8 @@ local function sendrest (self, sock, list, total, sent, deadline)
       sent = sent + k
     elseif code == "EAGAIN" then
       local ok, wmsg, wcode
-      ok, wmsg, wcode, deadline = waitroom(self, sock, deadline)
-      if not ok then return nil, "send: " .. wmsg, wcode, sent end
+      ok, wmsg, wcode, deadline = waitroom(self, sock, deadline, "send: ")
+      if not ok then return nil, wmsg, wcode, sent end
     else
       return nil, msg, code, sent
     end
@@ -516,8 +523,8 @@ function Conn:sendfile (file, offset, count)
       sent = sent + n
     elseif code == "EAGAIN" then
       local ok, wmsg, wcode
-      ok, wmsg, wcode, deadline = waitroom(self, sock, deadline)
-      if not ok then return nil, "sendfile: " .. wmsg, wcode, sent end
+      ok, wmsg, wcode, deadline = waitroom(self, sock, deadline, "sendfile: ")
+      if not ok then return nil, wmsg, wcode, sent end
     else
       return nil, msg, code, sent
     end

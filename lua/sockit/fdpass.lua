@@ -18,6 +18,13 @@ local wait = require "sockit.wait"
 
 local deadline_of, waitfor = wait.deadline, wait.wait
 
+-- a wait that timed out marks the object as conn.lua's waits do (serve
+-- closes a conn whose handler raised that timeout quietly): 'msg' back
+local function expired (obj, msg, code)
+  if code == "ETIMEDOUT" then obj._expired = msg end
+  return msg
+end
+
 
 --[[
 M.send(obj, data, ...) -> n, deadline | nil, msg, code, 0
@@ -36,8 +43,9 @@ function M.send (obj, data, ...)
     if n then return n, deadline end
     if code ~= "EAGAIN" then return nil, msg, code, 0 end
     if deadline == true then deadline = deadline_of(obj._timeout) end
+    obj._expired = nil
     local ok, wmsg, wcode = waitfor(sock, "w", deadline)
-    if not ok then return nil, "sendfds: " .. wmsg, wcode, 0 end
+    if not ok then return nil, expired(obj, "sendfds: " .. wmsg, wcode), wcode, 0 end
   end
 end
 
@@ -57,8 +65,9 @@ function M.recv (obj, max, maxfds)
     if data then return data, fds end
     if code ~= "EAGAIN" then return nil, fds, code end
     if deadline == true then deadline = deadline_of(obj._timeout) end
+    obj._expired = nil
     local ok, wmsg, wcode = waitfor(sock, "r", deadline)
-    if not ok then return nil, "recvfds: " .. wmsg, wcode end
+    if not ok then return nil, expired(obj, "recvfds: " .. wmsg, wcode), wcode end
   end
 end
 

@@ -31,7 +31,7 @@ local xpcall, pcall, type, tostring, setmetatable, error =
 local io_stderr = io.stderr
 local math_min, math_max = math.min, math.max
 local move = table.move
-local find = string.find
+local match, sub = string.match, string.sub
 
 local Server = {}
 Server.__index = Server
@@ -82,13 +82,16 @@ A handler that raised because a wait of its conn timed out (conn:lines()
 raises "recv: timed out" when the idle timeout expires, and so does
 assert(conn:read())) ends as an idle connection does, quietly: closing
 it is the server's timeout at work, not a failure to report. conn.lua
-marks a conn whose wait said ETIMEDOUT ('_expired'); the message (the
-first line of 'err', before the traceback) says that timeout is what
-was raised.
+marks a conn whose latest wait said ETIMEDOUT with the message it
+returned ('_expired', cleared when the conn waits again); the first line
+of 'err' (before the traceback) ending in that message says that this
+timeout is what was raised.
 ]]
 local function idle_expiry (conn, err)
-  return conn._expired == true and type(err) == "string"
-         and find(err, "^[^\n]*timed out\n") ~= nil
+  local said = conn._expired
+  if not said or type(err) ~= "string" then return false end
+  local line = match(err, "^[^\n]*")
+  return sub(line, -#said) == said
 end
 
 -- one connection's task
