@@ -165,6 +165,42 @@ describe("sendfile", function()
     f:close(); c:close(); l:close()
   end)
 
+  it("to a peer that has gone: EPIPE in a child with SIGPIPE at its default, no signal left behind", function()
+    -- sendfile(2) has no MSG_NOSIGNAL; busted itself ignores SIGPIPE, so
+    -- only a child with the default action shows the difference (141)
+    local out, status, err = H.run_lua([[
+      local sockit = require "sockit"
+      local core = sockit.core
+      local path = ...
+      local function sigbits(field)
+        local fh = assert(io.open("/proc/self/status"))
+        local st = fh:read("a"); fh:close()
+        return tonumber(st:match(field .. ":%s*(%x+)"), 16) & (1 << 12)
+      end
+      local f = assert(io.open(path, "rb"))
+      local a, b = core.socketpair(); b:close()
+      local _, msg, code = a:sendfile(f)
+      io.write(code, "|", msg, "|", sigbits("SigBlk"), "|", sigbits("SigPnd"), "\n")
+      local l = assert(sockit.listen("tcp4", "127.0.0.1:0"))
+      local c = assert(sockit.connect("tcp4", l:addr(), {timeout = 5}))
+      l:accept():close()
+      local n1, m1, c1 = c:sendfile(f, 0, 100)   -- may still go
+      local _, m2, c2 = c:sendfile(f)
+      io.write(tostring(n1 or c1), "|", c2, "|", m2, "|", tostring(m1), "\n")
+      f:close(); a:close(); c:close(); l:close()
+    ]], {args = {path}, sigpipe = true})
+    assert.equal(0, status, "child died (status " .. status .. "): " .. err)
+    local code, msg, blk, pnd, l2 = out:match("^(%u+)|([^|]*)|(%d+)|(%d+)\n(.*)$")
+    assert.is_truthy(code, out .. err)
+    assert.equal("EPIPE", code)
+    assert.equal("sendfile: Broken pipe", msg)
+    assert.equal("0", blk)    -- the mask is back as it was
+    assert.equal("0", pnd)    -- and the signal the call raised is gone
+    local c2, m2 = l2:match("^[^|]*|(%u+)|([^|]*)|")
+    assert.is_truthy(c2 == "EPIPE" or c2 == "ECONNRESET", l2)
+    assert.matches("^sendfile: ", m2)
+  end)
+
   it("raises on misuse; a closed conn; non-stream sockets have none", function()
     local a, b = core.socketpair()
     local l = assert(sockit.listen("unix", dir .. "/m.sock"))

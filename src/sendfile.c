@@ -8,7 +8,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdio.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 
 
@@ -64,17 +63,15 @@ static int sock_sendfile (lua_State *L) {
   while (total < count) {
     lua_Integer left = count - total;
     size_t chunk = (left > (1 << 30)) ? (size_t)1 << 30 : (size_t)left;
-    ssize_t n = sendfile(s->fd, in, &pos, chunk);
-    if (n > 0) {
-      total += n;
+    size_t n;
+    int err = sys_sendfile(s->fd, in, &pos, chunk, &n);
+    if (err == 0 && n > 0) {
+      total += (lua_Integer)n;
       continue;
     }
-    if (n == 0)   /* the file ended */
+    if (err == 0)   /* the file ended */
       break;
     else {
-      int err = errno;
-      if (err == EINTR)
-        continue;
       if (err == EAGAIN) {
         if (s->timeout == 0) {
           if (total > 0) break;

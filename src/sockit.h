@@ -84,6 +84,7 @@ int sys_socketpair (int type, int fds[2]);
 int sys_setnonblock (int fd);
 int sys_close (int fd);
 size_t sys_cmsg_fds (struct msghdr *msg, int *fds, size_t max);
+int sys_sendfile (int out, int in, off_t *pos, size_t count, size_t *sent);
 /* }====================================================== */
 
 

@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,6 +126,51 @@ int sys_close (int fd) {
   if (close(fd) != 0 && errno != EINTR)
     return errno;
   return 0;
+}
+
+/* }====================================================== */
+
+
+/*
+** {======================================================
+** sendfile(2) without SIGPIPE. It has no MSG_NOSIGNAL: a peer that has
+** gone would kill the process (SPEC §1: never). So SIGPIPE is blocked in
+** this thread around the call, and the one the call raised, if it said
+** EPIPE, is taken back with sigtimedwait before the mask is restored. A
+** SIGPIPE already pending (the program blocks it and one waits) is not
+** ours to take: then the call runs as it is, the signal stays blocked.
+** Returns 0 ('*sent' the bytes taken) or an errno; EINTR is retried.
+** =======================================================
+*/
+int sys_sendfile (int out, int in, off_t *pos, size_t count, size_t *sent) {
+  sigset_t pipe, old, pending;
+  int masked = 0, err = 0;
+  ssize_t n;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  if (sigpending(&pending) != 0)
+    return errno;
+  if (!sigismember(&pending, SIGPIPE)) {
+    if ((err = pthread_sigmask(SIG_BLOCK, &pipe, &old)) != 0)
+      return err;
+    masked = 1;
+  }
+  do
+    n = sendfile(out, in, pos, count);
+  while (n < 0 && errno == EINTR);
+  err = (n < 0) ? errno : 0;
+  if (masked) {
+    if (err == EPIPE) {
+      static const struct timespec now = {0, 0};
+      while (sigtimedwait(&pipe, NULL, &now) < 0 && errno == EINTR)
+        ;   /* EAGAIN: none was raised (the pipe was gone before) */
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);   /* cannot fail: valid how */
+  }
+  if (err == EWOULDBLOCK)
+    err = EAGAIN;
+  *sent = (n > 0) ? (size_t)n : 0;
+  return err;
 }
 
 /* }====================================================== */
