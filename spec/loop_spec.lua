@@ -13,6 +13,18 @@ local function connected()
   return l, c, assert(l:accept())
 end
 
+-- run the loop with a watchdog that stops it after 'seconds' (the
+-- watchdog ends as soon as it is the last task left)
+local function run_bounded(seconds)
+  local loop = require "sockit.loop"
+  local deadline = now() + seconds
+  sockit.spawn(function()
+    while now() < deadline and loop.count() > 1 do sockit.sleep(0.01) end
+    if loop.count() > 1 then sockit.stop() end
+  end)
+  sockit.run()
+end
+
 describe("sockit event loop", function()
   it("two tasks exchange messages over tcp", function()
     local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
@@ -292,6 +304,104 @@ describe("sockit event loop", function()
       end
     end
     c:close(); peer:close(); l:close()
+  end)
+
+  it("writers of one conn take turns: every write arrives whole, none says EBUSY", function()
+    local l, c, peer = connected()
+    peer.max_line = 4 * 1024 * 1024
+    local N, SIZE = 5, 2 * 1024 * 1024   -- each far more than the buffers hold
+    local results = {}
+    for i = 1, N do
+      sockit.spawn(function()
+        local ch = string.char(64 + i)
+        local r, msg, code = c:write(string.rep(ch, SIZE - 1), "\n")
+        results[i] = r == c and "ok" or (tostring(msg) .. " " .. tostring(code))
+      end)
+    end
+    local lines = {}
+    sockit.spawn(function()
+      sockit.sleep(0.05)          -- every writer is under way by now
+      for k = 1, N do
+        local line = assert(peer:read("l"))
+        local ch = line:sub(1, 1)
+        lines[k] = (line == string.rep(ch, SIZE - 1)) and ch or "mixed"
+      end
+    end)
+    run_bounded(20)
+    assert.are.same({"ok", "ok", "ok", "ok", "ok"}, results)
+    table.sort(lines)
+    assert.are.same({"A", "B", "C", "D", "E"}, lines)
+    c:close(); peer:close(); l:close()
+  end)
+
+  it("a writer waiting its turn times out with ETIMEDOUT, or sees EBADF when the conn closes", function()
+    local l, c, peer = connected()
+    local big = string.rep("x", 8 * 1024 * 1024)   -- nobody reads: it waits
+    local first, second, third
+    sockit.spawn(function() first = {c:write(big)} end)
+    sockit.spawn(function()
+      sockit.sleep(0.02)
+      c:settimeout(0.2)
+      local t0 = now()
+      second = {c:write("in line\n")}
+      second.after = now() - t0
+      c:settimeout(nil)
+      third = sockit.spawn(function() third = {c:write("and closed\n")} end)
+      sockit.sleep(0.05)
+      c:close()
+    end)
+    run_bounded(10)
+    assert.are.same({nil, "send: timed out", "ETIMEDOUT", 0}, {second[1], second[2], second[3], second[4]})
+    assert.is_true(second.after >= 0.15 and second.after < 2, tostring(second.after))
+    assert.are.same({nil, "send: socket closed while waiting", "EBADF", 0}, third)
+    assert.is_nil(first[1])
+    assert.are.equal("EBADF", first[3])
+    peer:close(); l:close()
+  end)
+
+  it("several tasks accept on one listener, and receive on one datagram endpoint", function()
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    local accepted = {}
+    for i = 1, 3 do
+      sockit.spawn(function()
+        local s = assert(l:accept())
+        accepted[#accepted + 1] = i
+        s:write("hi\n"); s:close()
+      end)
+    end
+    local replies = {}
+    sockit.spawn(function()
+      sockit.sleep(0.02)          -- all three wait in accept by now
+      for k = 1, 3 do
+        local c = assert(sockit.connect("tcp", l:addr(), {timeout = 5}))
+        replies[k] = c:read("l")
+        c:close()
+      end
+    end)
+    local ep = assert(sockit.bind("udp", "127.0.0.1:0"))
+    local received = {0, 0}
+    for i = 1, 2 do
+      sockit.spawn(function()
+        while true do
+          local d, _, code = ep:recvfrom()
+          if not d then received.code = code return end
+          received[i] = received[i] + 1
+        end
+      end)
+    end
+    sockit.spawn(function()
+      local s = assert(sockit.bind("udp", "127.0.0.1:0"))
+      for _ = 1, 20 do s:sendto("d", ep:addr()); sockit.sleep(0.002) end
+      sockit.sleep(0.05)
+      s:close(); ep:close()
+    end)
+    run_bounded(10)
+    l:close()
+    table.sort(accepted)
+    assert.are.same({1, 2, 3}, accepted)
+    assert.are.same({"hi", "hi", "hi"}, replies)
+    assert.are.equal(20, received[1] + received[2])
+    assert.are.equal("EBADF", received.code)
   end)
 
   it("says a task waiting in conn:recv is waiting", function()

@@ -427,9 +427,55 @@ local function waitroom (self, sock, deadline, what)
 end
 
 
+--[[
+Writers take turns. While one write of a conn waits for room (or has sent
+part of its bytes) the conn is busy (_wbusy): another task's write, which
+would put its bytes in the middle, waits in the conn's line (_wline, see
+wait.queue) instead, and the writes go one after the other, whole. A
+write that never waits never sets anything: the common case costs one
+field read.
+]]
+
+-- the running write is done: the next in line goes on
+local function writedone (self)
+  self._wbusy = nil
+  local line = self._wline
+  if line and line[1] then wait.handon(line) end
+end
+
+--[[
+A write that found the conn busy: wait in line until it is not ('what'
+names the call for errors, "send: "). Returns true, or nil, msg, code
+(the deadline of the call passed; the conn was closed meanwhile). A
+caller that is not a task (a coroutine of its own inside one) cannot
+wait in line: "EBUSY", as before lines.
+]]
+local function writeturn (self, what)
+  local line = self._wline
+  if not line then line = {}; self._wline = line end
+  local deadline = deadline_of(self._timeout)
+  while self._wbusy do
+    local ok, msg, code = wait.queue(line, deadline)
+    if ok == false then
+      return nil, what .. "another task is already writing this socket", "EBUSY"
+    end
+    if self._closed then
+      if line[1] then wait.handon(line) end
+      return nil, what .. "socket closed while waiting", "EBADF"
+    end
+    if not ok then
+      msg = what .. msg
+      if code == "ETIMEDOUT" then self._expired = msg end
+      return nil, msg, code
+    end
+  end
+  return true
+end
+
 -- send the rest of the strings of 'list' (total bytes, 'sent' gone
--- already), waiting for room: what Conn:write returns
-local function sendrest (self, sock, list, total, sent, deadline)
+-- already), waiting for room: what Conn:write returns. The conn is busy
+-- meanwhile (writers take turns, above).
+local function sendrest1 (self, sock, list, total, sent, deadline)
   while sent < total do
     local k, msg, code = c_sendv(sock, list, sent)
     if k then
@@ -445,6 +491,15 @@ local function sendrest (self, sock, list, total, sent, deadline)
   return self
 end
 
+local function sendrest (self, sock, list, total, sent, deadline)
+  self._wbusy = true
+  local r, msg, code, n = sendrest1(self, sock, list, total, sent, deadline)
+  writedone(self)
+  return r, msg, code, n
+end
+
+-- conn:write while another task's write waits: its turn, then the write
+local linedwrite
 --[[
 conn:write(...) -> conn | nil, msg, code, sent
 Every argument (strings, numbers) completely: one send for one argument
@@ -457,6 +512,7 @@ a part: write the rest later).
 ]]
 function Conn:write (...)
   if self._closed then error("attempt to use a closed socket", 2) end
+  if self._wbusy then return linedwrite(self, ...) end
   local sock = self.socket
   -- the common case, one string that the first send takes whole, in one
   -- C call (sock:_write: self, or false, sent, or nil, msg, code, or
@@ -486,6 +542,12 @@ function Conn:write (...)
   return sendrest(self, sock, list, total, 0, true)
 end
 
+function linedwrite (self, ...)
+  local ok, msg, code = writeturn(self, "send: ")
+  if not ok then return nil, msg, code, 0 end
+  return self:write(...)
+end
+
 
 -- a non-negative integer argument, or the default when nil
 local function checkcount (v, n, what, default)
@@ -509,15 +571,28 @@ waiting for room, until 'count' bytes went or the file ended: fewer than
 'count' only at the end of the file. One deadline for the whole call, as
 write. On failure 'sent' says how many bytes had gone.
 ]]
+local sendfile1   -- the loop of conn:sendfile, below
 function Conn:sendfile (file, offset, count)
   checkopen(self)
   offset = checkcount(offset, 2, "offset", 0)
   count = checkcount(count, 3, "count", nil)
+  if self._wbusy then
+    local ok, msg, code = writeturn(self, "sendfile: ")
+    if not ok then return nil, msg, code, 0 end
+  end
+  local r, msg, code, sent = sendfile1(self, file, offset, count)
+  writedone(self)
+  return r, msg, code, sent
+end
+
+function sendfile1 (self, file, offset, count)
   local sock = self.socket
   local sent, deadline = 0, true
   while count == nil or sent < count do
     local n, msg, code = sock:sendfile(file, offset + sent,
                                        count and count - sent)
+    -- (busy once the core has taken the arguments: a raise leaves none)
+    self._wbusy = true
     if n then
       if n == 0 then break end           -- the end of the file
       sent = sent + n
@@ -688,6 +763,10 @@ function UnixConn:sendfds (data, ...)
   if type(data) == "number" then data = tostring(data)
   elseif type(data) ~= "string" then
     argerror(1, "sendfds", "string expected, got " .. type(data), 2)
+  end
+  if self._wbusy then   -- a write waits: take turns (see writeturn)
+    local ok, msg, code = writeturn(self, "sendfds: ")
+    if not ok then return nil, msg, code, 0 end
   end
   local n, d, code, sent = fdpass.send(self, data, ...)
   if not n then return nil, d, code, sent end         -- d: the message

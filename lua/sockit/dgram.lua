@@ -45,6 +45,8 @@ local move = table.move
 local tointeger = math.tointeger
 local argerror, format = addr.argerror, addr.format
 local deadline_of, waitfor, pause = wait.deadline, wait.wait, wait.pause
+-- what a wait says when another task closed the endpoint meanwhile
+local CLOSED = "socket closed while waiting"
 
 
 local Endpoint = {__name = "sockit.endpoint"}
@@ -135,8 +137,9 @@ local function sendloop (self, op, data, host, port)
       ok, wmsg, wcode = pause(deadline, delay)
       if delay < 0.05 then delay = delay * 2 end
     else
-      ok, wmsg, wcode = waitfor(sock, "w", deadline)
+      ok, wmsg, wcode = waitfor(sock, "w", deadline, true)
     end
+    if ok and self._closed then ok, wmsg, wcode = nil, CLOSED, "EBADF" end
     if not ok then
       if op == "sendto" then
         op = "sendto " .. (unix and format("unix", host) or addr.join(host, port))
@@ -158,7 +161,8 @@ local function recvloop (self, op, max)
     if data then return data, a, b end
     if b ~= "EAGAIN" then return nil, a, b end
     if not started then deadline, started = deadline_of(self._timeout), true end
-    local ok, wmsg, wcode = waitfor(sock, "r", deadline)
+    local ok, wmsg, wcode = waitfor(sock, "r", deadline, true)
+    if ok and self._closed then ok, wmsg, wcode = nil, CLOSED, "EBADF" end
     if not ok then return nil, op .. ": " .. wmsg, wcode end
   end
 end
@@ -251,7 +255,8 @@ function M.recvbatch (self, n, max)
     if list then return list end
     if code ~= "EAGAIN" then return nil, msg, code end
     if not started then deadline, started = deadline_of(self._timeout), true end
-    local ok, wmsg, wcode = waitfor(sock, "r", deadline)
+    local ok, wmsg, wcode = waitfor(sock, "r", deadline, true)
+    if ok and self._closed then ok, wmsg, wcode = nil, CLOSED, "EBADF" end
     if not ok then return nil, "recvmany: " .. wmsg, wcode end
   end
 end
@@ -294,8 +299,9 @@ function M.sendbatch (self, items, host, port, paced)
         ok, wmsg, wcode = pause(deadline, delay)
         if delay < 0.05 then delay = delay * 2 end
       else
-        ok, wmsg, wcode = waitfor(sock, "w", deadline)
+        ok, wmsg, wcode = waitfor(sock, "w", deadline, true)
       end
+      if ok and self._closed then ok, wmsg, wcode = nil, CLOSED, "EBADF" end
       if not ok then return nil, "sendmany: " .. wmsg, wcode, sent end
     else
       -- the core names the common address (or none): name the item's own

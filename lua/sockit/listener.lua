@@ -101,8 +101,10 @@ function Listener:accept ()
     local code = port
     if code ~= "EAGAIN" then return nil, host, code end
     if not started then deadline, started = deadline_of(self._timeout), true end
-    local ok, wmsg, wcode = waitfor(sock, "r", deadline)
+    -- (shared: several tasks may accept on one listener)
+    local ok, wmsg, wcode = waitfor(sock, "r", deadline, true)
     if not ok then return nil, "accept: " .. wmsg, wcode end
+    if self._closed then return nil, "accept: socket closed while waiting", "EBADF" end
   end
 end
 

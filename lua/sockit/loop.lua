@@ -46,6 +46,10 @@ local ntasks = 0
 local ready, nready = {}, 0       -- tasks to resume, in order
 local spare = {}                  -- the other ready array, swapped in
 local readers, writers = {}, {}   -- fd -> task parked for "r" / "w"
+-- fd -> the other tasks parked for "r" / "w" behind readers[fd] /
+-- writers[fd], when the wait may be shared (park's 'shared': two
+-- acceptors of one listener, two receivers of one datagram endpoint)
+local rmore, wmore = {}, {}
 -- fd -> the coroutine of a task parked by park_recv (edge mode, no
 -- deadline): the commonest wait, kept apart so that neither parking nor
 -- waking touches the task's table (a cold line or two per message at a
@@ -193,21 +197,66 @@ local function queue (task)
   ready[nready] = task
 end
 
--- wake a parked task, with why false (ready), "timeout" or "closed"
-local function wake (task, why)
-  if not task.parked then return end
+local wake
+
+--[[
+'task', first of those parked on fd for one direction ('first' readers or
+writers, 'more' rmore or wmore), is woken for 'why'. Readiness and a close
+concern every task behind it too: each is woken and tries its operation
+again (one wins, the others park again). A timeout is the task's own: the
+next in line becomes the first.
+]]
+local function wake_more (first, more, fd, why)
+  local list = more[fd]
+  if why == "timeout" then
+    first[fd] = table.remove(list, 1)
+    if not list[1] then more[fd] = nil end
+  else
+    more[fd] = nil
+    for i = 1, #list do wake(list[i], why) end
+  end
+end
+
+-- a task parked behind the first leaves the line (its own timeout)
+local function leave_more (more, fd, task)
+  local list = more[fd]
+  if not list then return end
+  for i = 1, #list do
+    if list[i] == task then
+      table.remove(list, i)
+      if not list[1] then more[fd] = nil end
+      return
+    end
+  end
+end
+
+-- wake a parked task, with why false (ready), "timeout" or "closed";
+-- true if it was parked
+function wake (task, why)
+  if not task.parked then return false end
   task.parked = false
   task.why = why
   local fd = task.fd
   if fd then
-    if readers[fd] == task then readers[fd] = nil end
-    if writers[fd] == task then writers[fd] = nil end
+    if readers[fd] == task then
+      readers[fd] = nil
+      if rmore[fd] then wake_more(readers, rmore, fd, why) end
+    elseif rmore[fd] then
+      leave_more(rmore, fd, task)
+    end
+    if writers[fd] == task then
+      writers[fd] = nil
+      if wmore[fd] then wake_more(writers, wmore, fd, why) end
+    elseif wmore[fd] then
+      leave_more(wmore, fd, task)
+    end
     task.fd = false
     nparked_io = nparked_io - 1
     if not edge and poller then level_update(fd) end
   end
   if task.pos ~= 0 then timer_remove(task) end
   queue(task)
+  return true
 end
 
 --[[
@@ -285,8 +334,12 @@ end
 The hook of wait.wait: park the running task until 'sock' is ready for
 'events' or 'deadline' passes. Returns false ("not in a task") when the
 caller is not a task of this loop, so that wait.wait blocks instead.
+A second task waiting on the same socket for the same direction fails
+with "EBUSY", unless 'shared' (an operation that takes one unit whole,
+as accept or a datagram's receive, and keeps no state of its own across
+the wait): then it parks behind the first (rmore, wmore).
 ]]
-local function park (sock, events, deadline)
+local function park (sock, events, deadline, shared)
   local task = running_task()
   if not task then return false end
   if task.before_park then before_park(task) end
@@ -301,18 +354,30 @@ local function park (sock, events, deadline)
     end
     if events ~= "w" then
       local r = readers[fd]
-      if (r and r ~= task) or rdco[fd] then
+      if rdco[fd] or (r and r ~= task and not (shared and events == "r")) then
         return nil, "another task is already reading this socket", "EBUSY"
       end
-      readers[fd] = task
+      if r and r ~= task then
+        local list = rmore[fd]
+        if not list then list = {}; rmore[fd] = list end
+        list[#list + 1] = task
+      else
+        readers[fd] = task
+      end
     end
     if events ~= "r" then
       local w = writers[fd]
       if w and w ~= task then
-        if readers[fd] == task then readers[fd] = nil end
-        return nil, "another task is already writing this socket", "EBUSY"
+        if not (shared and events == "w") then
+          if readers[fd] == task then readers[fd] = nil end
+          return nil, "another task is already writing this socket", "EBUSY"
+        end
+        local list = wmore[fd]
+        if not list then list = {}; wmore[fd] = list end
+        list[#list + 1] = task
+      else
+        writers[fd] = task
       end
-      writers[fd] = task
     end
     if not edge then level_update(fd) end
     task.fd = fd
@@ -673,7 +738,7 @@ function M.suspend (deadline)
 end
 
 function M.resume (task)
-  wake(task, false)
+  return wake(task, false)
 end
 
 --[[
@@ -696,5 +761,8 @@ end
 wait.hook = park
 wait.recvhook = park_recv
 wait.closing = closing
+wait.task = running_task
+wait.suspend = M.suspend
+wait.resume = M.resume
 
 return M

@@ -32,7 +32,7 @@ task. The event loop installs them (it may install them once and decide
 inside whether the caller is a task: a hook that is not in a task simply
 does what the default does).
 
-M.hook(sock, events, deadline) -> true | nil, msg, code | false
+M.hook(sock, events, deadline, shared) -> true | nil, msg, code | false
     Suspend until the core socket 'sock' is ready for 'events' ("r", "w"
     or "rw"), or until 'deadline' (nil: no deadline) has passed, then
     return nil, "timed out", "ETIMEDOUT"; false when the caller is not a
@@ -63,6 +63,15 @@ M.hook = nil
 M.recvhook = nil
 M.closing = nil
 M.resolver = nil
+--[[
+M.task() -> the running task of the loop, or nil
+M.suspend(deadline) -> true | nil, "timed out", "ETIMEDOUT"
+M.resume(task) -> true if the task was waiting (and now runs again)
+    The loop's own, for tasks that wait in line (M.queue).
+]]
+M.task = nil
+M.suspend = nil
+M.resume = nil
 
 
 --[[
@@ -83,19 +92,22 @@ end
 local sleeper   -- a poller with nothing in it: waiting on it is sleeping
 
 --[[
-M.wait(sock, events, deadline) -> true | nil, msg, code
+M.wait(sock, events, deadline [, shared]) -> true | nil, msg, code
 Wait until 'sock' is ready for 'events' or 'deadline' passes
 ("ETIMEDOUT"). With deadline false, do not wait: "EAGAIN". With sock nil,
-sleep until the deadline and return true.
+sleep until the deadline and return true. 'shared': other tasks may wait
+on 'sock' for the same at once (the loop's hook says "EBUSY" otherwise);
+only for an operation that takes one unit whole and keeps no state of
+the object's across the wait: accept, a datagram or record.
 ]]
-function M.wait (sock, events, deadline)
+function M.wait (sock, events, deadline, shared)
   if deadline == false then
     return nil, "Resource temporarily unavailable", "EAGAIN"
   end
   local hook = M.hook
   if hook then
     -- the loop's hook parks the running task; false means "not a task"
-    local ok, msg, code = hook(sock, events, deadline)
+    local ok, msg, code = hook(sock, events, deadline, shared)
     if ok ~= false then return ok, msg, code end
   end
   local remaining
@@ -125,6 +137,43 @@ function M.wait (sock, events, deadline)
   return nil, msg, code
 end
 
+
+--[[
+Lines. Several tasks may write to one conn; their bytes must not mix, so
+while one write waits for room (conn.lua: _wbusy) the others wait in the
+conn's line, an array of tasks, and go one at a time.
+M.queue(line, deadline) -> true | nil, msg, code | false
+    The running task waits at the end of 'line' until M.handon gives it
+    the turn (true), or until the deadline ("ETIMEDOUT"; it leaves the
+    line). false outside a task: there is no one to wait for.
+M.handon(line)
+    Every task waiting in 'line' goes on, in order: each looks again
+    (the first finds the way free, the others find it busy again and
+    queue anew), so a task that raises or gives up cannot strand the rest.
+]]
+function M.queue (line, deadline)
+  local task = M.task and M.task()
+  if not task then return false end
+  line[#line + 1] = task
+  local ok, msg, code = M.suspend(deadline)
+  if ok then return true end
+  for i = 1, #line do
+    if line[i] == task then
+      table.remove(line, i)
+      break
+    end
+  end
+  return nil, msg, code
+end
+
+function M.handon (line)
+  local resume = M.resume
+  for i = 1, #line do
+    local task = line[i]
+    line[i] = nil
+    resume(task)
+  end
+end
 
 -- M.sleep(seconds): wait on nothing for 'seconds' (in a task, yields)
 function M.sleep (seconds)
