@@ -331,6 +331,29 @@ print("python ok")
     H.rmdir(dir)
   end)
 
+  it("closes an idle unixpacket handler quietly too", function()
+    local errors = {}
+    local dir = H.tmpdir()
+    local function check(v, msg) if v == nil then error(msg, 0) end return v end
+    local server = assert(sockit.serve("unixpacket", dir .. "/p", function(ep)
+      check(ep:recv())
+      check(ep:recv())              -- nothing more comes: the idle timeout
+    end, {timeout = 0.2, on_error = function(err) errors[#errors + 1] = err end}))
+    local ended
+    sockit.spawn(function()
+      local p = assert(sockit.connect("unixpacket", server:addr(), {timeout = 5}))
+      p:send("one")
+      local _, _, code = p:recv()   -- the server closes its end
+      ended = code
+      p:close()
+      server:close()
+    end)
+    run_bounded(10, server)
+    assert.are.equal("EOF", ended)
+    assert.are.same({}, errors)
+    H.rmdir(dir)
+  end)
+
   it("serves unixgram datagrams and unixpacket records", function()
     local dir = H.tmpdir()
     local gram = assert(sockit.serve("unixgram", dir .. "/g", function(data, peer, ep)
@@ -421,5 +444,69 @@ print("python ok")
     ok, err = pcall(function() local s = sockit.serve("tcpx", "127.0.0.1:0", echo); return s end)
     assert.is_false(ok)
     assert.matches("serve_spec%.lua:%d+: bad argument #1 to 'serve' %(unknown network", err)
+    -- an address that does not parse is serve's argument #2, not listen's
+    for _, bad in ipairs({"127.0.0.1", "127.0.0.1:70000", 80}) do
+      ok, err = pcall(function() local s = sockit.serve("tcp", bad, echo); return s end)
+      assert.is_false(ok)
+      assert.matches("serve_spec%.lua:%d+: bad argument #2 to 'serve' %(", err)
+    end
+    ok, err = pcall(function() local s = sockit.serve("udp", "[::1", echo); return s end)
+    assert.is_false(ok)
+    assert.matches("serve_spec%.lua:%d+: bad argument #2 to 'serve' %(", err)
+    for _, m in ipairs({0, -5, "big", 2.5}) do
+      ok, err = pcall(function() local s = sockit.serve("udp", "127.0.0.1:0", echo, {max_datagram = m}); return s end)
+      assert.is_false(ok)
+      assert.matches("serve_spec%.lua:%d+: bad argument #4 to 'serve' %(max_datagram", err)
+    end
+  end)
+
+  it("a datagram server closed before sockit.run() closes its endpoint", function()
+    local dir = H.tmpdir()
+    for _, case in ipairs({{"udp", "127.0.0.1:0"}, {"unixgram", dir .. "/g"}}) do
+      local srv = assert(sockit.serve(case[1], case[2], function() end))
+      local where = srv:addr()
+      assert.is_true(srv:close())
+      sockit.run()
+      local again = assert(sockit.bind(case[1], where))   -- free again
+      again:close()
+    end
+    local where
+    do   -- (a <close> server going out of scope before run() raised too)
+      local srv <close> = assert(sockit.serve("udp", "127.0.0.1:0", function() end))
+      where = srv:addr()
+    end
+    sockit.run()
+    assert(sockit.bind("udp", where)):close()
+    H.rmdir(dir)
+  end)
+
+  it("reports an error object whose __tostring raises, and keeps serving", function()
+    -- in a child: the reports go to its stderr
+    local out, status, err = H.run_lua([[
+      local sockit = require "sockit"
+      local bad = setmetatable({}, {__tostring = function() error("no") end})
+      local served = 0
+      local server = assert(sockit.serve("tcp", "127.0.0.1:0", function(conn)
+        served = served + 1
+        if served == 1 then error(bad) end
+        conn:write("fine\n")
+      end, {max_connections = 1}))
+      sockit.spawn(function() error(bad) end)   -- a plain task, too
+      sockit.spawn(function()
+        for _ = 1, 2 do
+          local c = assert(sockit.connect("tcp", server:addr(), {timeout = 5}))
+          c:settimeout(2)
+          io.write(c:read("l") or "none", "\n")
+          c:close()
+        end
+        server:close()
+      end)
+      sockit.run()
+      io.write("ran\n")
+    ]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("none\nfine\nran\n", out)
+    local _, n = err:gsub("%(a table whose __tostring failed%)", "")
+    assert.are.equal(2, n, err)
   end)
 end)

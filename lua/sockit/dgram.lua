@@ -48,6 +48,8 @@ local deadline_of, waitfor, pause = wait.deadline, wait.wait, wait.pause
 -- what a wait says when another task closed the endpoint meanwhile
 local CLOSED = "socket closed while waiting"
 
+local expired = wait.expired   -- (marks a timeout for serve)
+
 
 local Endpoint = {__name = "sockit.endpoint"}
 Endpoint.__index = Endpoint
@@ -133,6 +135,7 @@ local function sendloop (self, op, data, host, port)
     if code ~= "EAGAIN" then return nil, msg, code end
     if not started then deadline, started = deadline_of(self._timeout), true end
     local ok, wmsg, wcode
+    self._expired = nil
     if unix and op == "sendto" then
       ok, wmsg, wcode = pause(deadline, delay)
       if delay < 0.05 then delay = delay * 2 end
@@ -144,7 +147,7 @@ local function sendloop (self, op, data, host, port)
       if op == "sendto" then
         op = "sendto " .. (unix and format("unix", host) or addr.join(host, port))
       end
-      return nil, op .. ": " .. wmsg, wcode
+      return nil, expired(self, op .. ": " .. wmsg, wcode), wcode
     end
   end
 end
@@ -161,9 +164,10 @@ local function recvloop (self, op, max)
     if data then return data, a, b end
     if b ~= "EAGAIN" then return nil, a, b end
     if not started then deadline, started = deadline_of(self._timeout), true end
+    self._expired = nil
     local ok, wmsg, wcode = waitfor(sock, "r", deadline, true)
     if ok and self._closed then ok, wmsg, wcode = nil, CLOSED, "EBADF" end
-    if not ok then return nil, op .. ": " .. wmsg, wcode end
+    if not ok then return nil, expired(self, op .. ": " .. wmsg, wcode), wcode end
   end
 end
 

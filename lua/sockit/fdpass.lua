@@ -17,13 +17,7 @@ local M = {}
 local wait = require "sockit.wait"
 
 local deadline_of, waitfor = wait.deadline, wait.wait
-
--- a wait that timed out marks the object as conn.lua's waits do (serve
--- closes a conn whose handler raised that timeout quietly): 'msg' back
-local function expired (obj, msg, code)
-  if code == "ETIMEDOUT" then obj._expired = msg end
-  return msg
-end
+local expired = wait.expired   -- (marks a timeout for serve)
 
 
 --[[

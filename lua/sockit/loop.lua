@@ -531,8 +531,19 @@ function M.current ()
   return running_task()
 end
 
+--[[
+M.describe(v) -> string: tostring(v) for a report, even when v's
+__tostring raises or returns no string (an error object may be anything:
+its report must not take the loop down with it).
+]]
+function M.describe (v)
+  local ok, s = pcall(tostring, v)
+  if ok and type(s) == "string" then return s end
+  return "(a " .. type(v) .. " whose __tostring failed)"
+end
+
 M.onerror = function (task, err)
-  io_stderr:write("sockit: task failed: ", tostring(err), "\n")
+  io_stderr:write("sockit: task failed: ", M.describe(err), "\n")
   io_stderr:flush()
   return task
 end
@@ -557,7 +568,7 @@ local function resumed (task, ok, res)
   if curco == co then curco = false end
   if not ok then
     task.error = res
-    M.onerror(task, traceback(co, tostring(res)))
+    M.onerror(task, traceback(co, M.describe(res)))
   end
 end
 

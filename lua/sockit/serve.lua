@@ -13,7 +13,9 @@ opts: what listen/bind take, plus
   max_connections  at the limit, stop accepting until a connection ends
                    (new clients wait in the kernel's backlog)
   timeout          seconds a connection may be idle: every read or write
-                   that waits longer fails with "ETIMEDOUT"
+                   call that has not finished by then fails with
+                   "ETIMEDOUT" (one deadline per call, so a peer that
+                   trickles a line a byte at a time is cut too: slowloris)
   on_error(err, peer)  called when a handler raises (default: stderr)
   max_datagram     datagram servers: the longest datagram taken whole
                    (default 65536; a longer one is reported and dropped)
@@ -65,15 +67,18 @@ end
 
 Server.__close = Server.close
 
+local describe = loop.describe
+
 local function report (server, err, peer)
   local on_error = server.on_error
   if on_error then
     local ok, e = pcall(on_error, err, peer)
     if ok then return end
-    err = tostring(err) .. "\n(and on_error raised: " .. tostring(e) .. ")"
+    err = describe(err) .. "\n(and on_error raised: " .. describe(e) .. ")"
   end
-  io_stderr:write("sockit.serve ", server.network, " ", tostring(peer),
-                  ": ", tostring(err), "\n")
+  if peer == "" then peer = "(an unnamed peer)" end
+  io_stderr:write("sockit.serve ", server.network, " ", describe(peer),
+                  ": ", describe(err), "\n")
   io_stderr:flush()
 end
 
@@ -301,6 +306,7 @@ function M.serve (sockit, network, address, handler, opts)
           :format(type(opts)), 2)
   end
   local net = addr.network(network, 1, "serve", 3)   -- (levels seen from network)
+  addr.parse(net, address, 2, "serve", 3)            -- misuse raises as serve's
   opts = opts or {}
   local max = opts.max_connections
   if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
@@ -311,6 +317,11 @@ function M.serve (sockit, network, address, handler, opts)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout <= 0
                          or timeout ~= timeout) then   -- (NaN)
     error("bad argument #4 to 'serve' (timeout must be a positive number)", 2)
+  end
+  local maxd = opts.max_datagram
+  if maxd ~= nil and (math.type(maxd) ~= "integer" or maxd < 1) then
+    error("bad argument #4 to 'serve' (max_datagram must be a positive " ..
+          "integer)", 2)
   end
   local server = setmetatable({
     network = network, active = 0, accepted = 0, max = max,

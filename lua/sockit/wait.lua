@@ -175,6 +175,18 @@ function M.handon (line)
   end
 end
 
+--[[
+M.expired(obj, msg, code) -> msg
+A wait of a conn or endpoint failed with 'msg' (the operation's name
+included): a timeout marks 'obj' (obj._expired = msg, which every wait
+of it clears first), so that serve can tell its idle close from a
+handler's failure (serve.lua, idle_expiry).
+]]
+function M.expired (obj, msg, code)
+  if code == "ETIMEDOUT" then obj._expired = msg end
+  return msg
+end
+
 -- M.sleep(seconds): wait on nothing for 'seconds' (in a task, yields)
 function M.sleep (seconds)
   return M.wait(nil, nil, now() + seconds)
