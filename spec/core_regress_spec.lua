@@ -61,4 +61,105 @@ describe("core regressions", function()
     assert.are.equal("closefd fd " .. fd .. ": Bad file descriptor", msg)
     f:close(); a:close(); b:close()
   end)
+  -- a free port on 127.0.0.1 (bound, read, closed)
+  local function free_port()
+    local t = assert(core.socket("inet", "stream"))
+    assert(t:bind("127.0.0.1", 0))
+    local _, port = t:getsockname()
+    t:close()
+    return port
+  end
+
+  -- getoption("error") reads SO_ERROR, which clears it: the finishing
+  -- connect then saw 0 and said true on a socket with no peer
+  it("connect-after-so-error-read: no false 'connected'", function()
+    local s = assert(core.socket("inet", "stream"))
+    s:settimeout(0)
+    local port = free_port()
+    local _, _, code = s:connect("127.0.0.1", port)
+    assert.are.equal("EINPROGRESS", code)
+    assert(s:wait("w", 5))
+    assert.are.equal("ECONNREFUSED", s:getoption("error"))
+    local ok, msg
+    ok, msg, code = s:connect("127.0.0.1", port)
+    assert.is_nil(ok, "connect said true on a socket with no peer")
+    assert.are.equal("ENOTCONN", code)
+    assert.matches("^connect 127%.0%.0%.1:%d+: ", msg)
+    assert.not_matches("connected", tostring(s))
+    s:close()
+  end)
+
+  -- a failed connect left the kernel's socket "connecting": connecting
+  -- again (the listener up by now) said ECONNABORTED and tried nothing
+  it("connect-retry-after-refusal: the second connect really connects", function()
+    local port = free_port()
+    local c = assert(core.socket("inet", "stream"))
+    c:settimeout(5)
+    local _, _, code = c:connect("127.0.0.1", port)
+    assert.are.equal("ECONNREFUSED", code)
+    local l = assert(core.socket("inet", "stream"))
+    l:setoption("reuseaddr", true)
+    assert(l:bind("127.0.0.1", port)); assert(l:listen())
+    assert.is_true(c:connect("127.0.0.1", port))
+    local _, peerport = c:getpeername()
+    assert.are.equal(port, peerport)
+    -- connected: another address is EISCONN, not a quiet true
+    local l2 = assert(core.socket("inet", "stream"))
+    assert(l2:bind("127.0.0.1", 0)); assert(l2:listen())
+    local ok
+    ok, _, code = c:connect(l2:getsockname())
+    assert.is_nil(ok)
+    assert.are.equal("EISCONN", code)
+    c:close(); l:close(); l2:close()
+  end)
+
+  -- a numeric string port went to glibc as a service name, which took it
+  -- modulo 65536 ("70000" -> 4464); a zero byte cut names short
+  it("getaddrinfo-string-port-wraps, names-cut-at-zero-byte: misuse raises", function()
+    assert.matches("bad argument #2 to '[%w%.]*getaddrinfo' %(port out of range%)",
+                   H.raises(core.getaddrinfo, "127.0.0.1", "70000"))
+    assert.matches("port out of range", H.raises(core.getaddrinfo, "127.0.0.1", "99999999999999999999"))
+    assert.are.equal(80, core.getaddrinfo("127.0.0.1", "080")[1].port)
+    assert.matches("bad argument #1 to '[%w%.]*getaddrinfo' %(host contains a zero byte%)",
+                   H.raises(core.getaddrinfo, "127.0.0.1\0junk", 80))
+    assert.matches("bad argument #2 to '[%w%.]*getaddrinfo' %(port contains a zero byte%)",
+                   H.raises(core.getaddrinfo, "127.0.0.1", "80\0junk"))
+    local u = assert(core.socket("inet", "dgram"))
+    assert.matches("bad argument #1 to 'bind' %(host contains a zero byte%)",
+                   H.raises(function() return u:bind("127.0.0.1\0junk", 0) end))
+    assert.matches("bad argument #2 to 'sendto' %(host contains a zero byte%)",
+                   H.raises(function() return u:sendto("x", "127.0.0.1\0x", 9) end))
+    u:close()
+    local sockit = require "sockit"
+    assert.matches("bad argument #2 to 'connect' %(host contains a zero byte%)",
+                   H.raises(sockit.connect, "tcp", "127.0.0.1\0x:80"))
+    local ok, msg, code = core.getaddrinfo("localhost", "nosuchservice")
+    assert.is_nil(ok)
+    assert.are.equal("EAI_SERVICE", code)
+    assert.matches("^getaddrinfo localhost:nosuchservice: ", msg)
+  end)
+
+  -- modify replaced the registered object with whatever it was given
+  it("poller-modify-replaces-object: wait reports the object as added", function()
+    local a, b = core.socketpair()
+    local p = assert(core.poller())
+    assert(p:add(a, "r")); assert(p:modify(a:fileno(), "w"))
+    local n, objs = p:wait(0)
+    assert.are.equal(1, n)
+    assert.are.equal(a, objs[1])
+    assert(p:remove(a))
+    assert(p:add(b:fileno(), "w")); assert(p:modify(b, "w"))
+    n, objs = p:wait(0)
+    assert.are.equal(1, n)
+    assert.are.equal(b:fileno(), objs[1])
+    p:close(); a:close(); b:close()
+  end)
+
+  -- an IPv6 literal in an inet socket's message was not bracketed
+  it("ipv6-literal-in-message: bracketed", function()
+    local s = assert(core.socket("inet", "stream"))
+    local _, msg = s:connect("::1", 1)
+    assert.matches("^connect %[::1%]:1: ", msg)
+    s:close()
+  end)
 end)

@@ -13,6 +13,7 @@
 #include <net/if.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 
@@ -26,6 +27,21 @@ int sockit_checkport (lua_State *L, int arg) {
   lua_Integer port = luaL_checkinteger(L, arg);
   luaL_argcheck(L, 0 <= port && port <= 65535, arg, "port out of range");
   return (int)port;
+}
+
+
+/*
+** A host name or service string (or nil, when 'opt'): C sees it up to
+** its first zero byte, so a string with one inside ("127.0.0.1\0junk")
+** would name something else than the caller wrote. That is misuse.
+*/
+static const char *checkname (lua_State *L, int arg, int opt, const char *what) {
+  size_t len;
+  const char *s = opt ? luaL_optlstring(L, arg, NULL, &len)
+                      : luaL_checklstring(L, arg, &len);
+  if (s != NULL && strlen(s) != len)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s contains a zero byte", what));
+  return s;
 }
 
 
@@ -180,7 +196,7 @@ static int tounix (lua_State *L, int arg, const char *op, Addr *a) {
 
 static int toinet (lua_State *L, int family, int arg, int passive,
                    const char *op, Addr *a) {
-  const char *host = luaL_optstring(L, arg, NULL);
+  const char *host = checkname(L, arg, 1, "host");
   int port = sockit_checkport(L, arg + 1);
   memset(&a->ss, 0, sizeof(a->ss));
   if (host == NULL || host[0] == '\0' || strcmp(host, "*") == 0)
@@ -223,8 +239,7 @@ resolve: {  /* a name, or a literal inet_pton does not take ("fe80::1%lo") */
     rc = getaddrinfo(host, serv, &hints, &res);
     if (rc != 0) {
       int err = errno;
-      lua_pushfstring(L, (family == AF_INET6 && strchr(host, ':'))
-                          ? "[%s]:%d" : "%s:%d", host, port);
+      lua_pushfstring(L, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
       return sockit_gaifail(L, rc, err, op, lua_tostring(L, -1));
     }
     if (res->ai_addrlen > sizeof(a->ss)) {  /* cannot happen; be safe */
@@ -297,7 +312,7 @@ static int aibox_gc (lua_State *L) {
 
 
 int mod_getaddrinfo (lua_State *L) {
-  const char *host = luaL_optstring(L, 1, NULL);
+  const char *host = checkname(L, 1, 1, "host");
   const char *serv = NULL;
   char portbuf[8];
   struct addrinfo hints, *res, *ai, **box;
@@ -308,8 +323,18 @@ int mod_getaddrinfo (lua_State *L) {
     serv = portbuf;
     hints.ai_flags |= AI_NUMERICSERV;
   }
-  else if (!lua_isnoneornil(L, 2))
-    serv = luaL_checkstring(L, 2);   /* a service name: "http" */
+  else if (!lua_isnoneornil(L, 2)) {
+    serv = checkname(L, 2, 0, "port");   /* a service name: "http" */
+    if (serv[0] != '\0' && strspn(serv, "0123456789") == strlen(serv)) {
+      /* digits: a port number, not a name; glibc would take "70000"
+         modulo 65536 (4464) */
+      unsigned long v;
+      errno = 0;
+      v = strtoul(serv, NULL, 10);
+      luaL_argcheck(L, errno == 0 && v <= 65535, 2, "port out of range");
+      hints.ai_flags |= AI_NUMERICSERV;
+    }
+  }
   if (!lua_isnoneornil(L, 3))
     hints.ai_family = gai_familyvals[luaL_checkoption(L, 3, NULL, gai_families)];
   if (!lua_isnoneornil(L, 4))
@@ -330,8 +355,14 @@ int mod_getaddrinfo (lua_State *L) {
   rc = getaddrinfo(host, serv, &hints, &res);
   if (rc != 0) {
     int err = errno;
-    return sockit_gaifail(L, rc, err, "getaddrinfo",
-                          host ? host : (serv ? serv : "?"));
+    /* name what failed: the service when it is the service
+       ("getaddrinfo localhost:nosuchservice: Servname not supported") */
+    if (rc == EAI_SERVICE && serv != NULL)
+      lua_pushfstring(L, strchr(host ? host : "", ':') ? "[%s]:%s" : "%s:%s",
+                      host ? host : "", serv);
+    else
+      lua_pushstring(L, host ? host : (serv ? serv : "?"));
+    return sockit_gaifail(L, rc, err, "getaddrinfo", lua_tostring(L, -1));
   }
   *box = res;
   lua_newtable(L);

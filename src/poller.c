@@ -275,6 +275,14 @@ static int ctl (lua_State *L, int op, const char *name) {
     return sockit_fail(L, err, name, what);
   }
   lua_getiuservalue(L, 1, R_REGISTRY);
+  /* wait reports the object as it was added (SPEC §2): a modify, which
+     may name it by its descriptor or the other way round, keeps it */
+  if (op == OP_MOD && lua_rawgeti(L, -1, fd) != LUA_TNIL) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (op == OP_MOD)
+    lua_pop(L, 1);
   if (op == OP_DEL)
     lua_pushnil(L);
   else

@@ -425,8 +425,26 @@ static int unix_blocking_connect (Socket *s, Addr *a, double deadline) {
 
 
 /*
+** A connect that failed leaves the kernel's socket "connecting": the next
+** connect(2) would only report ECONNABORTED and start nothing. Dissolve
+** it (connect to AF_UNSPEC), so that trying again really tries, as it
+** does on a blocking socket. If that fails, the socket stays as it was:
+** the connect's own error is the one to report either way.
+*/
+static void connect_reset (Socket *s) {
+  struct sockaddr sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_family = AF_UNSPEC;
+  if (connect(s->fd, &sa, sizeof(sa)) != 0)
+    return;   /* (nothing better to do: see above) */
+}
+
+
+/*
 ** Finish a connect in progress: wait for writability under the timeout,
-** then the outcome is SO_ERROR.
+** then the outcome is SO_ERROR; and when that is 0, whether there is a
+** peer (the user may have read SO_ERROR, getoption "error", and so taken
+** the failure away: ENOTCONN then, never a false "connected").
 */
 static int finish_connect (lua_State *L, Socket *s, const char *text) {
   Wait wt = WAIT_INIT(L);
@@ -447,7 +465,14 @@ static int finish_connect (lua_State *L, Socket *s, const char *text) {
     return sockit_fail(L, err, "connect", text);
   if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
     return sockit_fail(L, errno, "connect", text);
+  if (err == 0) {
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    if (getpeername(s->fd, (struct sockaddr *)&peer, &plen) != 0)
+      err = errno;
+  }
   if (err != 0) {
+    connect_reset(s);
     s->state = ST_FRESH;
     return sockit_fail(L, err, "connect", text);
   }
@@ -473,6 +498,11 @@ static int sock_connect (lua_State *L) {
     int n = sockit_toaddr(L, s->family, 2, 0, "connect", &a);
     if (n != 0) return n;
   }
+  /* a stream connected already: the kernel would say so only after the
+     first connect(2) it did not see finish (a non-blocking connect ends
+     without one), and then return 0 for any address */
+  if (s->state == ST_CONNECTED && s->type != SOCK_DGRAM)
+    return sockit_fail(L, EISCONN, "connect", a.text);
   if (sk_connect(s->fd, (struct sockaddr *)&a.ss, a.len) == 0) {
     s->state = ST_CONNECTED;
     lua_pushboolean(L, 1);

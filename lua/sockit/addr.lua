@@ -142,6 +142,9 @@ function M.parse (net, address, n, fname, level)
     argerror(n, fname, format("invalid port in address '%s'", address),
              level)
   end
+  if find(host, "\0", 1, true) then   -- (C would see the name cut there)
+    argerror(n, fname, "host contains a zero byte", level)
+  end
   local p = tonumber(port)
   if math_type(p) ~= "integer" or p > 65535 then
     argerror(n, fname, format("port out of range in address '%s'", address),
