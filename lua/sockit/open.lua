@@ -4,8 +4,8 @@ sockit.open — making core sockets for the Lua layer and binding them.
 Shared by listen, bind and connect's opts.bind:
   * every socket is created with timeout 0 (wait.lua does the waiting);
   * an inet address without a host on "tcp"/"udp" binds the dual-stack
-    wildcard [::] (IPv4 clients too), or 0.0.0.0 where there is no IPv6,
-    as Go does; "tcp6"/"udp6" sockets are IPv6 only (v6only), other IPv6
+    wildcard [::] (IPv4 clients too), or 0.0.0.0 where there is no IPv6
+    (only then: [::] in use is EADDRINUSE), as Go does; "tcp6"/"udp6" sockets are IPv6 only (v6only), other IPv6
     sockets of "tcp"/"udp" are dual stack ("[::]:80" hears IPv4 too),
     whatever the system's default (net.ipv6.bindv6only); opts.v6only
     (true/false), when given, decides instead for every IPv6 socket;
@@ -151,7 +151,8 @@ function M.optmode (opts, n, fname, level)
 end
 
 
--- errors that only say "this family is not here": a later one is better
+-- errors that only say "this family is not here": a later one is better,
+-- and only these let ":port" fall back from [::] to 0.0.0.0
 local WEAK = {EAFNOSUPPORT = true, EADDRNOTAVAIL = true, EPROTONOSUPPORT = true}
 
 --[[
@@ -219,6 +220,10 @@ function M.bind (net, host, port, opts)
       if ok then return sock end
       sock:close()
     end
+    -- the dual-stack [::] of ":port" gives way to 0.0.0.0 only where there
+    -- is no IPv6; any other failure (EADDRINUSE: [::1]:port is taken,
+    -- EACCES) is the answer, as Go's net.Listen gives it
+    if c.dual and not WEAK[code] then return nil, msg, code end
     if not fcode or (WEAK[fcode] and not WEAK[code]) then
       fmsg, fcode = msg, code
     end
