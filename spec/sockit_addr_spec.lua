@@ -135,7 +135,7 @@ describe("sockit misuse raises", function()
            sockit.connect, "tcp", "127.0.0.1:1", {bind = 5})
     raises("bad argument #3 to 'connect' (missing port in address '127.0.0.1')",
            sockit.connect, "tcp", "127.0.0.1:1", {bind = "127.0.0.1"})
-    raises("bad argument #3 to 'listen' (opts.backlog must be an integer)",
+    raises("bad argument #3 to 'listen' (opts.backlog must be an integer from 0 to 2147483647, got string)",
            sockit.listen, "tcp", "127.0.0.1:0", {backlog = "x"})
     raises("bad argument #2 to 'listen' (unix path contains a zero byte)",
            sockit.listen, "unix", "/tmp/a\0b")

@@ -95,6 +95,36 @@ describe("sockit.listen", function()
     assert.equal("read: line longer than max_line (3 bytes)", msg)
   end)
 
+  -- regression: a backlog out of range raised from core listen after the
+  -- bind, as "bad argument #1" at listener.lua's line; the bound socket
+  -- held its port until garbage collection and a unix socket file stayed
+  it("raises for a backlog out of range before anything is made", function()
+    collectgarbage(); collectgarbage()
+    collectgarbage("stop")                  -- a leaked socket stays open
+    local before = H.count_fds()
+    for _, b in ipairs({-1, 2^31, math.maxinteger, 2.5, "5"}) do
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, err = pcall(function() local l = sockit.listen("tcp", "127.0.0.1:0", {backlog = b}); return l end)
+      assert.is_false(ok)
+      assert.equal("sockit_listen_spec.lua:" .. line .. ": bad argument #3 to 'listen' "
+                   .. "(opts.backlog must be an integer from 0 to 2147483647, got "
+                   .. (type(b) == "number" and tostring(b) or type(b)) .. ")",
+                   err:match("[^/]*$"))
+      local path = dir .. "/backlog"
+      assert.matches("^bad argument #3 to 'listen' %(opts%.backlog",
+                     H.raises(sockit.listen, "unix", path, {backlog = b}))
+      assert.is_false(H.exists(path))
+    end
+    local after = H.count_fds()
+    collectgarbage("restart")
+    assert.equal(before, after)
+    -- an integral float is an integer, as luaL_checkinteger has it
+    local l = keep(assert(sockit.listen("tcp", "127.0.0.1:0", {backlog = 5.0})))
+    keep(assert(sockit.connect("tcp", l:addr())))
+    keep(assert(l:accept()))
+    keep(assert(sockit.listen("tcp", "127.0.0.1:0", {backlog = 0})))
+  end)
+
   it("says EADDRINUSE for a tcp port in use", function()
     local l = keep(assert(sockit.listen("tcp4", "127.0.0.1:0")))
     local l2, msg, code = sockit.listen("tcp4", l:addr(), {reuseaddr = false})
