@@ -254,7 +254,6 @@ local function receive_loop (server, handler)
   local family = ep._family
   local max = server.max_datagram
   local reply = proxy(server, ep)
-  server.queue, server.nqueued = {}, 0
   loop.before_park(function () server:flush() end)
   while not server.closed do
     local list, msg, code = dgram.recvbatch(ep, BATCH, max)
@@ -322,6 +321,9 @@ function M.serve (sockit, network, address, handler, opts)
     local ep, msg, code = sockit.bind(network, address, opts)
     if not ep then return nil, msg, code end
     server.endpoint = ep
+    -- the reply queue exists before the task runs: close() flushes it,
+    -- and a server closed before sockit.run() raised there
+    server.queue, server.nqueued = {}, 0
     server.task = loop.spawn(receive_loop, server, handler)
   else
     local l, msg, code = sockit.listen(network, address, opts)
