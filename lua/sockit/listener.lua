@@ -45,14 +45,10 @@ function M.listen (network, address, opts)
   local net = addr.network(network, 1, "listen", 3, "stream")
   local host, port = addr.parse(net, address, 2, "listen", 3)
   opts = addr.checkopts(opts, 3, "listen", 3)
-  -- before a socket exists (a backlog out of range raised from listen(2)'s
-  -- call after the bind: the port stayed held until garbage collection,
-  -- and a unix socket file was left behind)
-  local backlog = addr.optinteger(opts, "backlog", 0, 2147483647, 3,
-                                  "listen", 3)
-  addr.optfield(opts, "max_line", "number", 3, "listen", 3)
-  addr.optfield(opts, "v6only", "boolean", 3, "listen", 3)
-  open.optmode(opts, 3, "listen", 3)
+  -- every option, before a socket exists (a backlog out of range raised
+  -- from listen(2)'s call after the bind: the port stayed held until
+  -- garbage collection, and a unix socket file was left behind)
+  local backlog = open.checkopts(opts, "listen", 3, "listen", 3)
   local sock, msg, code = open.bind(net, host, port, opts)
   if not sock then return nil, msg, code end
   local path, fileid = net.unix and open.isfile(host) and host or nil, msg

@@ -151,6 +151,34 @@ function M.optmode (opts, n, fname, level)
 end
 
 
+local INT_MAX = 2147483647      -- listen(2)'s backlog is a C int
+
+--[[
+M.checkopts(opts, kind, n, fname, level) -> backlog (an integer or nil)
+Every documented option of listen (kind "listen") or bind ("bind"): a
+known key of the wrong type, or out of range, raises "bad argument #n
+to 'fname' (...)" at the user's line (SPEC §1), before any socket or
+file exists. serve checks its opts with this too.
+]]
+function M.checkopts (opts, kind, n, fname, level)
+  level = level + 1
+  local optfield = addr.optfield
+  optfield(opts, "reuseaddr", "boolean", n, fname, level)
+  optfield(opts, "reuseport", "boolean", n, fname, level)
+  optfield(opts, "v6only", "boolean", n, fname, level)
+  M.optmode(opts, n, fname, level)
+  if kind == "listen" then
+    optfield(opts, "nodelay", "boolean", n, fname, level)
+    addr.optsize(opts, "max_line", n, fname, level)
+    -- (not a tail call: 'level' counts this frame)
+    local backlog = addr.optinteger(opts, "backlog", 0, INT_MAX, n, fname,
+                                    level)
+    return backlog
+  end
+  return nil
+end
+
+
 -- errors that only say "this family is not here": a later one is better,
 -- and only these let ":port" fall back from [::] to 0.0.0.0
 local WEAK = {EAFNOSUPPORT = true, EADDRNOTAVAIL = true, EPROTONOSUPPORT = true}
