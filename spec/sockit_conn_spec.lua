@@ -385,6 +385,34 @@ for _, kind in ipairs(KINDS) do
       end
     end)
 
+    -- regression: with conn.socket closed by the user (not conn:close()),
+    -- the next method raised at a line of conn.lua (98, 464), not the caller's
+    it("raises at the caller's line when conn.socket was closed under it", function()
+      if skip() then return end
+      local c, s = pair()
+      s:write("x")                                    -- a read that finds data
+      c.socket:close()
+      local here = debug.getinfo(1, "S").short_src:match("[^/]*$")
+      for _, call in ipairs{   -- (no tail calls, which would hide the line)
+        function() local r = c:read("l"); return r end,
+        function() local r = c:read(5); return r end,
+        function() local r = c:read("a"); return r end,
+        function() local r = c:recv(); return r end,
+        function() local r = c:write("x"); return r end,
+        function() local r = c:write("x", "y"); return r end,
+        function() local r = c:lines()(); return r end,
+        function() local r = c:shutdown("w"); return r end,
+        function() local r = c:addr(); return r end,
+      } do
+        local line = debug.getinfo(call, "S").linedefined
+        local ok, err = pcall(call)
+        assert.is_false(ok)
+        assert.equal(here .. ":" .. line .. ": attempt to use a closed socket",
+                     err:match("[^/]*$"))
+      end
+      assert.is_true(c:close())
+    end)
+
     it("closes on <close> and when collected", function()
       if skip() then return end
       local sock, fd, target
