@@ -413,6 +413,30 @@ for _, kind in ipairs(KINDS) do
       assert.is_true(c:close())
     end)
 
+    -- regression: once the peer had reset the connection, tostring(conn)
+    -- lost the peer's address (getpeername fails) and still said "connected"
+    it("prints the peer it had and 'disconnected' after a reset", function()
+      if skip() then return end
+      local c, s = pair()
+      local peer = s:peer()
+      local connected = tostring(s)
+      assert.matches(" connected}$", connected)
+      if kind.unix then return end           -- a unix peer's name outlives it
+      assert.is_truthy(connected:find(" -> " .. peer .. " connected}", 1, true), connected)
+      s:write("unread by c\n")
+      -- (the core socket: the conn would take all 12 bytes into its buffer)
+      assert.equal("unread", H.wait_until(function() return c.socket:recv(6) end))
+      assert.is_true(c:close())                  -- bytes unread: a reset (RST)
+      local ok, msg, code = s:read("a")
+      H.fails(ok, msg, code)
+      assert.equal("ECONNRESET", code)
+      assert.is_nil(s.socket:getpeername())      -- the kernel forgot the peer
+      local text = tostring(s)
+      assert.is_truthy(text:find(" -> " .. peer .. " disconnected}", 1, true), text)
+      assert.matches("^sockit%.conn{inet6? stream fd=%d+ ", text)
+      assert.equal(peer, s:peer())
+    end)
+
     it("closes on <close> and when collected", function()
       if skip() then return end
       local sock, fd, target
