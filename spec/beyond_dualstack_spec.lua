@@ -52,6 +52,48 @@ describe("dual-stack listeners and endpoints", function()
     assert.same({seen[2], "hello " .. seen[2]}, replies[2])
   end)
 
+  -- regression: when [::]:P could not be bound because [::1]:P was
+  -- taken, ":P" quietly fell back to an IPv4-only 0.0.0.0:P listener;
+  -- that fallback is for machines without IPv6, EADDRINUSE is the answer
+  it("':port' in use on IPv6 is EADDRINUSE, not an IPv4-only fallback", function()
+    if not v6 then pending("no IPv6: " .. tostring(v6why)) return end
+    local l6 = keep(assert(sockit.listen("tcp6", "[::1]:0")))
+    local port = l6:addr():match(":(%d+)$")
+    local l, msg, code = sockit.listen("tcp", ":" .. port)
+    H.fails(l, msg, code)
+    assert.equal("EADDRINUSE", code)
+    assert.equal("bind [::]:" .. port .. ": Address already in use", msg)
+    local u6 = keep(assert(sockit.bind("udp6", "[::1]:0")))
+    local uport = u6:addr():match(":(%d+)$")
+    local ep
+    ep, msg, code = sockit.bind("udp", ":" .. uport)
+    H.fails(ep, msg, code)
+    assert.equal("EADDRINUSE", code)
+    -- the port is free on IPv4, and tcp4/udp4 may take it there
+    keep(assert(sockit.listen("tcp4", ":" .. port)))
+    keep(assert(sockit.bind("udp4", ":" .. uport)))
+  end)
+
+  it("':port' still falls back to 0.0.0.0 where there is no IPv6", function()
+    local open = require "sockit.open"
+    local real = open.socket
+    open.socket = function(family, socktype)       -- a kernel without IPv6
+      if family == "inet6" then
+        return nil, "socket inet6 " .. socktype .. ": Address family not "
+                    .. "supported by protocol", "EAFNOSUPPORT"
+      end
+      return real(family, socktype)
+    end
+    local ok, l, ep = pcall(function()
+      return sockit.listen("tcp", ":0"), sockit.bind("udp", ":0")
+    end)
+    open.socket = real
+    assert(ok, l)
+    keep(assert(l)); keep(assert(ep))
+    assert.matches("^0%.0%.0%.0:%d+$", l:addr())
+    assert.matches("^0%.0%.0%.0:%d+$", ep:addr())
+  end)
+
   it("v6only = true refuses IPv4; tcp6 may be made dual stack on purpose", function()
     if not v6 then pending("no IPv6: " .. tostring(v6why)) return end
     local l = keep(assert(sockit.listen("tcp", "[::]:0", {v6only = true})))

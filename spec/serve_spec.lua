@@ -413,6 +413,17 @@ print("python ok")
     assert.is_true(server:close())
   end)
 
+  -- regression: close() of a datagram server whose task had not run yet
+  -- (closed before sockit.run) raised "attempt to compare number with nil"
+  -- in flush, the reply queue being made by the task
+  it("closes a datagram server that never ran", function()
+    local server = assert(sockit.serve("udp", "127.0.0.1:0", function() end))
+    assert.is_true(server:close())
+    assert.is_true(server:close())
+    sockit.run()
+    assert.are.equal(0, loop.count())
+  end)
+
   it("returns nil, msg, code when the address is taken, and raises on misuse", function()
     local a = assert(sockit.serve("tcp", "127.0.0.1:0", echo))
     local ok, msg, code = sockit.serve("tcp", a:addr(), echo, {reuseaddr = false})

@@ -135,10 +135,78 @@ describe("sockit misuse raises", function()
            sockit.connect, "tcp", "127.0.0.1:1", {bind = 5})
     raises("bad argument #3 to 'connect' (missing port in address '127.0.0.1')",
            sockit.connect, "tcp", "127.0.0.1:1", {bind = "127.0.0.1"})
-    raises("bad argument #3 to 'listen' (opts.backlog must be an integer)",
+    raises("bad argument #3 to 'listen' (opts.backlog must be an integer from 0 to 2147483647, got string)",
            sockit.listen, "tcp", "127.0.0.1:0", {backlog = "x"})
     raises("bad argument #2 to 'listen' (unix path contains a zero byte)",
            sockit.listen, "unix", "/tmp/a\0b")
+  end)
+
+  -- regression: known option keys of the wrong type (nodelay = "yes",
+  -- reuseaddr = "x", reuseport = 1) were taken silently, and max_line = -1
+  -- made every line EMSGSIZE; docs/API.md says they raise
+  it("every documented option of the wrong type or range, before anything is made", function()
+    local echo = function() end
+    local B, N, S = "a boolean", "a non-negative number", "string"
+    local cases = {
+      -- fname, network, address, opts, the message's parenthesis
+      {"connect", "tcp", "127.0.0.1:1", {nodelay = "yes"}, "opts.nodelay must be " .. B .. ", got " .. S},
+      {"connect", "tcp", "127.0.0.1:1", {nodelay = 1}, "opts.nodelay must be " .. B .. ", got number"},
+      {"connect", "tcp", "127.0.0.1:1", {max_line = -1}, "opts.max_line must be " .. N .. ", got -1"},
+      {"connect", "tcp", "127.0.0.1:1", {max_line = "9"}, "opts.max_line must be " .. N .. ", got string"},
+      {"connect", "unix", "/nonexistent/x", {max_line = 0/0},
+       "opts.max_line must be " .. N .. ", got " .. tostring(0/0)},
+      {"connect", "udp", "127.0.0.1:1", {nodelay = "yes"}, "opts.nodelay must be " .. B .. ", got " .. S},
+      {"listen", "tcp", ":0", {reuseaddr = "x"}, "opts.reuseaddr must be " .. B .. ", got " .. S},
+      {"listen", "tcp", ":0", {reuseport = 1, nodelay = 1}, "opts.reuseport must be " .. B .. ", got number"},
+      {"listen", "tcp", ":0", {nodelay = 1}, "opts.nodelay must be " .. B .. ", got number"},
+      {"listen", "unix", "/nonexistent/x", {nodelay = 1}, "opts.nodelay must be " .. B .. ", got number"},
+      {"listen", "tcp", ":0", {max_line = -1}, "opts.max_line must be " .. N .. ", got -1"},
+      {"listen", "tcp", ":0", {v6only = 0}, "opts.v6only must be " .. B .. ", got number"},
+      {"bind", "udp", ":0", {reuseaddr = 1}, "opts.reuseaddr must be " .. B .. ", got number"},
+      {"bind", "udp", ":0", {reuseport = "y"}, "opts.reuseport must be " .. B .. ", got " .. S},
+      {"bind", "unixgram", "/nonexistent/x", {reuseport = {}}, "opts.reuseport must be " .. B .. ", got table"},
+    }
+    local serve_cases = {
+      {"tcp", {reuseaddr = "x"}, "opts.reuseaddr must be " .. B .. ", got " .. S},
+      {"tcp", {nodelay = "yes"}, "opts.nodelay must be " .. B .. ", got " .. S},
+      {"tcp", {max_line = -1}, "opts.max_line must be " .. N .. ", got -1"},
+      {"tcp", {backlog = -1}, "opts.backlog must be an integer from 0 to 2147483647, got -1"},
+      {"tcp", {mode = "660"}, "opts.mode must be an integer permission mode from 0 to 0o7777 (tonumber(\"660\", 8))"},
+      {"udp", {reuseport = 1}, "opts.reuseport must be " .. B .. ", got number"},
+      {"udp", {max_datagram = 0}, "max_datagram must be a positive integer"},
+      {"udp", {max_datagram = "64"}, "max_datagram must be a positive integer"},
+      {"tcp", {on_error = "log"}, "on_error must be a function"},
+    }
+    collectgarbage(); collectgarbage()
+    collectgarbage("stop")      -- nothing else closes meanwhile, nothing made is closed
+    local fds = H.count_fds()
+    for _, c in ipairs(cases) do
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, err = pcall(function() local o = sockit[c[1]](c[2], c[3], c[4]); return o end)
+      assert.is_false(ok, c[1] .. " " .. c[5])
+      assert.equal("sockit_addr_spec.lua:" .. line .. ": bad argument #3 to '" .. c[1]
+                   .. "' (" .. c[5] .. ")", err:match("[^/]*$"))
+    end
+    for _, c in ipairs(serve_cases) do
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, err = pcall(function() local o = sockit.serve(c[1], ":0", echo, c[2]); return o end)
+      assert.is_false(ok, "serve " .. c[3])
+      assert.equal("sockit_addr_spec.lua:" .. line .. ": bad argument #4 to 'serve' ("
+                   .. c[3] .. ")", err:match("[^/]*$"))
+    end
+    local after = H.count_fds()
+    collectgarbage("restart")
+    assert.equal(fds, after)                        -- nothing was made
+    -- the right types, and what serve's on_error may be besides a function
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0", {reuseaddr = false,
+      reuseport = true, nodelay = true, max_line = 10, v6only = true}))
+    local c = assert(sockit.connect("tcp", l:addr(), {nodelay = false, max_line = math.huge}))
+    assert.equal(math.huge, c.max_line)
+    c:close(); l:close()
+    local srv = assert(sockit.serve("udp", "127.0.0.1:0", echo, {max_datagram = 512.0,
+      on_error = setmetatable({}, {__call = function() end})}))
+    srv:close()
+    sockit.run()
   end)
 
   it("points at the caller's line", function()

@@ -385,6 +385,58 @@ for _, kind in ipairs(KINDS) do
       end
     end)
 
+    -- regression: with conn.socket closed by the user (not conn:close()),
+    -- the next method raised at a line of conn.lua (98, 464), not the caller's
+    it("raises at the caller's line when conn.socket was closed under it", function()
+      if skip() then return end
+      local c, s = pair()
+      s:write("x")                                    -- a read that finds data
+      c.socket:close()
+      local here = debug.getinfo(1, "S").short_src:match("[^/]*$")
+      for _, call in ipairs{   -- (no tail calls, which would hide the line)
+        function() local r = c:read("l"); return r end,
+        function() local r = c:read(5); return r end,
+        function() local r = c:read("a"); return r end,
+        function() local r = c:recv(); return r end,
+        function() local r = c:write("x"); return r end,
+        function() local r = c:write("x", "y"); return r end,
+        function() local r = c:lines()(); return r end,
+        function() local r = c:shutdown("w"); return r end,
+        function() local r = c:addr(); return r end,
+      } do
+        local line = debug.getinfo(call, "S").linedefined
+        local ok, err = pcall(call)
+        assert.is_false(ok)
+        assert.equal(here .. ":" .. line .. ": attempt to use a closed socket",
+                     err:match("[^/]*$"))
+      end
+      assert.is_true(c:close())
+    end)
+
+    -- regression: once the peer had reset the connection, tostring(conn)
+    -- lost the peer's address (getpeername fails) and still said "connected"
+    it("prints the peer it had and 'disconnected' after a reset", function()
+      if skip() then return end
+      local c, s = pair()
+      local peer = s:peer()
+      local connected = tostring(s)
+      assert.matches(" connected}$", connected)
+      if kind.unix then return end           -- a unix peer's name outlives it
+      assert.is_truthy(connected:find(" -> " .. peer .. " connected}", 1, true), connected)
+      s:write("unread by c\n")
+      -- (the core socket: the conn would take all 12 bytes into its buffer)
+      assert.equal("unread", H.wait_until(function() return c.socket:recv(6) end))
+      assert.is_true(c:close())                  -- bytes unread: a reset (RST)
+      local ok, msg, code = s:read("a")
+      H.fails(ok, msg, code)
+      assert.equal("ECONNRESET", code)
+      assert.is_nil(s.socket:getpeername())      -- the kernel forgot the peer
+      local text = tostring(s)
+      assert.is_truthy(text:find(" -> " .. peer .. " disconnected}", 1, true), text)
+      assert.matches("^sockit%.conn{inet6? stream fd=%d+ ", text)
+      assert.equal(peer, s:peer())
+    end)
+
     it("closes on <close> and when collected", function()
       if skip() then return end
       local sock, fd, target

@@ -95,6 +95,36 @@ describe("sockit.listen", function()
     assert.equal("read: line longer than max_line (3 bytes)", msg)
   end)
 
+  -- regression: a backlog out of range raised from core listen after the
+  -- bind, as "bad argument #1" at listener.lua's line; the bound socket
+  -- held its port until garbage collection and a unix socket file stayed
+  it("raises for a backlog out of range before anything is made", function()
+    collectgarbage(); collectgarbage()
+    collectgarbage("stop")                  -- a leaked socket stays open
+    local before = H.count_fds()
+    for _, b in ipairs({-1, 2^31, math.maxinteger, 2.5, "5"}) do
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, err = pcall(function() local l = sockit.listen("tcp", "127.0.0.1:0", {backlog = b}); return l end)
+      assert.is_false(ok)
+      assert.equal("sockit_listen_spec.lua:" .. line .. ": bad argument #3 to 'listen' "
+                   .. "(opts.backlog must be an integer from 0 to 2147483647, got "
+                   .. (type(b) == "number" and tostring(b) or type(b)) .. ")",
+                   err:match("[^/]*$"))
+      local path = dir .. "/backlog"
+      assert.matches("^bad argument #3 to 'listen' %(opts%.backlog",
+                     H.raises(sockit.listen, "unix", path, {backlog = b}))
+      assert.is_false(H.exists(path))
+    end
+    local after = H.count_fds()
+    collectgarbage("restart")
+    assert.equal(before, after)
+    -- an integral float is an integer, as luaL_checkinteger has it
+    local l = keep(assert(sockit.listen("tcp", "127.0.0.1:0", {backlog = 5.0})))
+    keep(assert(sockit.connect("tcp", l:addr())))
+    keep(assert(l:accept()))
+    keep(assert(sockit.listen("tcp", "127.0.0.1:0", {backlog = 0})))
+  end)
+
   it("says EADDRINUSE for a tcp port in use", function()
     local l = keep(assert(sockit.listen("tcp4", "127.0.0.1:0")))
     local l2, msg, code = sockit.listen("tcp4", l:addr(), {reuseaddr = false})
@@ -186,14 +216,80 @@ describe("sockit.listen", function()
       local s = keep(assert(l:accept()))
       c:write("still alive\n")
       s:settimeout(5)
-      -- the probe of the second listen shows up as a connection that ended
-      local line = s:read("l")
-      if line == nil then
-        s = keep(assert(l:accept()))
-        s:settimeout(5)
-        line = s:read("l")
+      assert.equal("still alive", s:read("l"))
+    end)
+
+    -- regression: telling a live path from a stale file connected to it,
+    -- so the live listener's next accept returned that probe (peer "",
+    -- EOF at once) in place of the real client
+    it("checks a live path without handing its listener a connection", function()
+      local path = dir .. "/noprobe"
+      local l = keep(assert(sockit.listen("unix", path)))
+      for _, net in ipairs({"unix", "unixpacket"}) do
+        local l2, _, code = sockit.listen(net, path)
+        assert.is_nil(l2)
+        assert.equal("EADDRINUSE", code)
       end
-      assert.equal("still alive", line)
+      local ep, _, code = sockit.bind("unixgram", path)
+      assert.is_nil(ep)
+      assert.equal("EADDRINUSE", code)
+      l:settimeout(0)
+      local s, _, acode = l:accept()
+      assert.is_nil(s)
+      assert.equal("EAGAIN", acode)
+      local c = keep(assert(sockit.connect("unix", path, {timeout = 5})))
+      s = keep(assert(l:accept()))
+      c:write("the real client\n")
+      s:settimeout(5)
+      assert.equal("the real client", s:read("l"))
+    end)
+
+    -- regression: a path bound by a socket that is open but not listening
+    -- (a client's opts.bind, a bound socket) counted as stale, and a
+    -- second listen/bind deleted it from under its owner
+    it("refuses a path bound by a live socket that is not listening", function()
+      local srv = keep(assert(sockit.listen("unix", dir .. "/srv")))
+      local psrv = keep(assert(sockit.listen("unixpacket", dir .. "/psrv")))
+      local bound = dir .. "/bound"
+      local raw = assert(core.socket("unix", "stream"))
+      assert(raw:bind(bound))
+      local cases = {
+        {function(p) return keep(assert(sockit.connect("unix", dir .. "/srv",
+                                   {bind = p, timeout = 5}))) end, srv},
+        {function(p) return keep(assert(sockit.connect("unixpacket", dir .. "/psrv",
+                                   {bind = p, timeout = 5}))) end, psrv},
+        {function(p) return keep(assert(sockit.bind("unixgram", p))) end},
+        {function(p) return keep(assert(sockit.connect("unixgram", dir .. "/srvg",
+                                   {bind = p}))) end},
+      }
+      keep(assert(sockit.bind("unixgram", dir .. "/srvg")))
+      for i, case in ipairs(cases) do
+        local p = dir .. "/client" .. i
+        local obj = case[1](p)
+        local id = core.fileid(p)
+        for _, try in ipairs({
+          function() return sockit.listen("unix", p) end,
+          function() return sockit.listen("unixpacket", p) end,
+          function() return sockit.bind("unixgram", p) end,
+          function() return sockit.connect("unix", dir .. "/srv", {bind = p}) end,
+        }) do
+          local o, msg, code = try()
+          H.fails(o, msg, code)
+          assert.equal("EADDRINUSE", code)
+          assert.equal(id, core.fileid(p))            -- the same file, still there
+        end
+        assert.equal(p, obj:addr())
+        if case[2] then                                -- its server sees it
+          local s, peer = case[2]:accept()
+          keep(s)
+          assert.equal(p, peer)
+        end
+      end
+      local l, _, code = sockit.listen("unix", bound)
+      assert.is_nil(l)
+      assert.equal("EADDRINUSE", code)
+      raw:close()                                      -- now it is stale
+      keep(assert(sockit.listen("unix", bound)))
     end)
 
     it("never deletes a path that is not a socket: EADDRINUSE, untouched", function()

@@ -109,11 +109,49 @@ Socket *sockit_tosocket (lua_State *L, int arg) {
 }
 
 
+/*
+** Is 'src' a chunk of sockit's Lua layer: a file "<dir>/sockit/<name>.lua"
+** (or "sockit/<name>.lua" on a relative path)?
+*/
+static int inlayer (const char *src) {
+  size_t len = strlen(src);
+  const char *slash = strrchr(src, '/');
+  if (src[0] != '@' || len < 5 || strcmp(src + len - 4, ".lua") != 0
+      || slash == NULL || slash - src < 7)  /* room for "@sockit" before */
+    return 0;
+  return memcmp(slash - 6, "sockit", 6) == 0
+         && (slash[-7] == '/' || slash[-7] == '@');
+}
+
+
+/*
+** "attempt to use a closed socket", at the user's line. The caller of the
+** method is the user, unless it is sockit's Lua layer: a conn whose
+** .socket the user closed directly is found closed by the core call deep
+** inside conn:read or conn:write, and the position would be a line of
+** conn.lua. So the frames of the layer are skipped, up to the first one
+** that is not (or the direct caller, if all are). Only this error path
+** pays for the walk: the layer's hot paths check nothing more.
+*/
+static int closederror (lua_State *L) {
+  lua_Debug ar;
+  int level = 1;
+  while (lua_getstack(L, level, &ar) && lua_getinfo(L, "S", &ar)
+         && inlayer(ar.source))
+    level++;
+  if (!lua_getstack(L, level, &ar)) level = 1;
+  luaL_where(L, level);
+  lua_pushliteral(L, "attempt to use a closed socket");
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+
 /* an open socket; a closed one is a programming error */
 Socket *sockit_checksocket (lua_State *L, int arg) {
   Socket *s = sockit_tosocket(L, arg);
   if (s->fd == -1)
-    luaL_error(L, "attempt to use a closed socket");
+    closederror(L);
   return s;
 }
 

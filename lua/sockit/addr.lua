@@ -25,7 +25,7 @@ local error, pairs, setmetatable, tonumber, tostring, type =
   error, pairs, setmetatable, tonumber, tostring, type
 local find, format, match, sub, byte =
   string.find, string.format, string.match, string.sub, string.byte
-local math_type = math.type
+local math_type, tointeger = math.type, math.tointeger
 
 
 --[[ Network names ]]
@@ -198,15 +198,39 @@ function M.checkopts (opts, n, fname, level)
 end
 
 
--- opts[key] must be nil or a non-negative number (a timeout, in seconds)
+-- what a wrong option value was, for messages: the number, or its type
+local function what (v)
+  return type(v) == "number" and tostring(v) or type(v)
+end
+
+
+-- opts[key] must be nil or a non-negative number (a timeout, in seconds;
+-- a size such as max_line: math.huge is no limit)
 function M.opttimeout (opts, key, n, fname, level)
   local t = opts[key]
   if t ~= nil and (type(t) ~= "number" or t < 0 or t ~= t) then
     argerror(n, fname, format("opts.%s must be a non-negative number, got %s",
-                              key, type(t) == "number" and tostring(t)
-                                   or type(t)), level)
+                              key, what(t)), level)
   end
   return t
+end
+M.optsize = M.opttimeout
+
+
+--[[
+opts[key] must be nil or an integer from lo to hi; a float with an exact
+integer value (5.0) counts, as luaL_checkinteger takes it, a string does
+not. Returns it as an integer (or nil).
+]]
+function M.optinteger (opts, key, lo, hi, n, fname, level)
+  local v = opts[key]
+  if v == nil then return nil end
+  local i = math_type(v) and tointeger(v)
+  if not i or i < lo or i > hi then
+    argerror(n, fname, format("opts.%s must be an integer from %d to %d, "
+                              .. "got %s", key, lo, hi, what(v)), level)
+  end
+  return i
 end
 
 

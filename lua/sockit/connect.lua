@@ -146,7 +146,8 @@ function M.connect (network, address, opts)
   local host, port = addr.parse(net, address, 2, "connect", 3)
   opts = addr.checkopts(opts, 3, "connect", 3)
   local timeout = addr.opttimeout(opts, "timeout", 3, "connect", 3)
-  addr.optfield(opts, "max_line", "number", 3, "connect", 3)
+  addr.optfield(opts, "nodelay", "boolean", 3, "connect", 3)
+  addr.optsize(opts, "max_line", 3, "connect", 3)
   local bind, lhost, lport = opts.bind, nil, nil
   if bind ~= nil then
     if type(bind) ~= "string" then

@@ -84,8 +84,7 @@ function M.bind (network, address, opts)
   local net = addr.network(network, 1, "bind", 3, "dgram")
   local host, port = addr.parse(net, address, 2, "bind", 3)
   opts = addr.checkopts(opts, 3, "bind", 3)
-  addr.optfield(opts, "v6only", "boolean", 3, "bind", 3)
-  open.optmode(opts, 3, "bind", 3)
+  open.checkopts(opts, "bind", 3, "bind", 3)
   local sock, msg, code = open.bind(net, host, port, opts)
   if not sock then return nil, msg, code end
   return M.new(sock, net, {path = net.unix and open.isfile(host) and host

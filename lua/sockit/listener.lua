@@ -28,7 +28,6 @@ local open = require "sockit.open"
 local wait = require "sockit.wait"
 
 local error, setmetatable = error, setmetatable
-local math_type = math.type
 local deadline_of, waitfor = wait.deadline, wait.wait
 
 
@@ -46,13 +45,10 @@ function M.listen (network, address, opts)
   local net = addr.network(network, 1, "listen", 3, "stream")
   local host, port = addr.parse(net, address, 2, "listen", 3)
   opts = addr.checkopts(opts, 3, "listen", 3)
-  local backlog = opts.backlog
-  if backlog ~= nil and math_type(backlog) ~= "integer" then
-    addr.argerror(3, "listen", "opts.backlog must be an integer", 2)
-  end
-  addr.optfield(opts, "max_line", "number", 3, "listen", 3)
-  addr.optfield(opts, "v6only", "boolean", 3, "listen", 3)
-  open.optmode(opts, 3, "listen", 3)
+  -- every option, before a socket exists (a backlog out of range raised
+  -- from listen(2)'s call after the bind: the port stayed held until
+  -- garbage collection, and a unix socket file was left behind)
+  local backlog = open.checkopts(opts, "listen", 3, "listen", 3)
   local sock, msg, code = open.bind(net, host, port, opts)
   if not sock then return nil, msg, code end
   local path, fileid = net.unix and open.isfile(host) and host or nil, msg

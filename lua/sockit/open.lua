@@ -4,13 +4,15 @@ sockit.open — making core sockets for the Lua layer and binding them.
 Shared by listen, bind and connect's opts.bind:
   * every socket is created with timeout 0 (wait.lua does the waiting);
   * an inet address without a host on "tcp"/"udp" binds the dual-stack
-    wildcard [::] (IPv4 clients too), or 0.0.0.0 where there is no IPv6,
-    as Go does; "tcp6"/"udp6" sockets are IPv6 only (v6only), other IPv6
+    wildcard [::] (IPv4 clients too), or 0.0.0.0 where there is no IPv6
+    (only then: [::] in use is EADDRINUSE), as Go does; "tcp6"/"udp6" sockets are IPv6 only (v6only), other IPv6
     sockets of "tcp"/"udp" are dual stack ("[::]:80" hears IPv4 too),
     whatever the system's default (net.ipv6.bindv6only); opts.v6only
     (true/false), when given, decides instead for every IPv6 socket;
   * a name is resolved and each address tried until one binds;
-  * a unix socket file left by a dead process is replaced (see stale);
+  * a unix socket file that no socket is bound to any more (its owner
+    closed it or died) is replaced; one still bound, listening or not,
+    is EADDRINUSE (see stale);
     opts.mode sets the permissions of the socket file a bind makes, and
     M.unlink removes that file only while it is still the one made.
 ]]
@@ -45,18 +47,30 @@ end
 local ENXIO = 6   -- the same number on Linux, the BSDs and macOS
 
 --[[
-Is the file at 'path' a unix socket that nobody has bound any more?
-  1. connect to it: ECONNREFUSED means nobody is bound there. But Linux
-     says ECONNREFUSED for a path that is not a socket at all, too
-     (a regular file, a directory, a FIFO: unix_find_bsd checks S_ISSOCK
-     after setting that error), so that alone would delete user files.
-  2. open(2) it: only a socket file fails with ENXIO. "r+" (O_RDWR)
-     neither truncates nor blocks on a FIFO (Linux), and fails on a
-     directory; a file we may not open is left alone.
-A live listener sees the probe as a connection that closes at once.
+Is the file at 'path' a unix socket that no socket is bound to any more?
+"Live" is any open socket bound to the path, listening or not (a
+listener, an endpoint, a client bound with opts.bind): bind(2) itself
+says EADDRINUSE for all of them, and so do we.
+  1. connect a DATAGRAM socket to it. The kernel (Linux's unix_find_bsd,
+     the BSDs' unp_connect) first looks up the socket bound to the file:
+     none is ECONNREFUSED; one of another type (stream, seqpacket) is
+     EPROTOTYPE, before any connection exists, so a live listener sees
+     nothing; a datagram socket is connected to (or EPERM when it is
+     connected elsewhere), which it does not see either. Every answer but
+     ECONNREFUSED means alive. (A probe of the listener's own type
+     queued a connection that the listener then accepted, an empty one:
+     regression spec in sockit_listen_spec.lua. /proc/net/unix is no
+     help: its Inode column is the socket's, not the file's, it lists
+     only this network namespace, and paths as they were given to bind.)
+  2. ECONNREFUSED comes for a path that is not a socket at all too (a
+     regular file, a directory, a FIFO: Linux checks S_ISSOCK after
+     setting that error), so that alone would delete user files. open(2)
+     it: only a socket file fails with ENXIO. "r+" (O_RDWR) neither
+     truncates nor blocks on a FIFO (Linux), and fails on a directory; a
+     file we may not open is left alone.
 ]]
-local function stale (path, socktype)
-  local probe = M.socket("unix", socktype)
+local function stale (path)
+  local probe = M.socket("unix", "dgram")
   if not probe then return false end
   local _, _, code = probe:connect(path)
   probe:close()
@@ -94,8 +108,9 @@ end
 
 --[[
 M.bindunix(sock, path [, mode]) -> true, id | nil, msg, code
-bind, replacing a stale socket file at 'path'. A live socket, or a path
-that is not a socket, is EADDRINUSE and left untouched. For a file path
+bind, replacing a stale socket file at 'path'. A live socket (any socket
+still bound there, listening or not), or a path that is not a socket, is
+EADDRINUSE and left untouched. For a file path
 (not abstract, not unnamed) 'id' names the socket file the bind made,
 for M.unlink; 'mode' (an integer such as tonumber("660", 8)), when
 given, becomes its permissions — before listen, so that nobody connects
@@ -104,7 +119,7 @@ while the file has the umask's permissions.
 function M.bindunix (sock, path, mode)
   local ok, msg, code = sock:bind(path)
   if not ok and code == "EADDRINUSE" and M.isfile(path)
-     and stale(path, sock:type()) then
+     and stale(path) then
     os_remove(path)
     ok, msg, code = sock:bind(path)
   end
@@ -136,7 +151,36 @@ function M.optmode (opts, n, fname, level)
 end
 
 
--- errors that only say "this family is not here": a later one is better
+local INT_MAX = 2147483647      -- listen(2)'s backlog is a C int
+
+--[[
+M.checkopts(opts, kind, n, fname, level) -> backlog (an integer or nil)
+Every documented option of listen (kind "listen") or bind ("bind"): a
+known key of the wrong type, or out of range, raises "bad argument #n
+to 'fname' (...)" at the user's line (SPEC §1), before any socket or
+file exists. serve checks its opts with this too.
+]]
+function M.checkopts (opts, kind, n, fname, level)
+  level = level + 1
+  local optfield = addr.optfield
+  optfield(opts, "reuseaddr", "boolean", n, fname, level)
+  optfield(opts, "reuseport", "boolean", n, fname, level)
+  optfield(opts, "v6only", "boolean", n, fname, level)
+  M.optmode(opts, n, fname, level)
+  if kind == "listen" then
+    optfield(opts, "nodelay", "boolean", n, fname, level)
+    addr.optsize(opts, "max_line", n, fname, level)
+    -- (not a tail call: 'level' counts this frame)
+    local backlog = addr.optinteger(opts, "backlog", 0, INT_MAX, n, fname,
+                                    level)
+    return backlog
+  end
+  return nil
+end
+
+
+-- errors that only say "this family is not here": a later one is better,
+-- and only these let ":port" fall back from [::] to 0.0.0.0
 local WEAK = {EAFNOSUPPORT = true, EADDRNOTAVAIL = true, EPROTONOSUPPORT = true}
 
 --[[
@@ -204,6 +248,10 @@ function M.bind (net, host, port, opts)
       if ok then return sock end
       sock:close()
     end
+    -- the dual-stack [::] of ":port" gives way to 0.0.0.0 only where there
+    -- is no IPv6; any other failure (EADDRINUSE: [::1]:port is taken,
+    -- EACCES) is the answer, as Go's net.Listen gives it
+    if c.dual and not WEAK[code] then return nil, msg, code end
     if not fcode or (WEAK[fcode] and not WEAK[code]) then
       fmsg, fcode = msg, code
     end

@@ -26,10 +26,11 @@ local M = {}
 local loop = require "sockit.loop"
 local addr = require "sockit.addr"
 local dgram = require "sockit.dgram"
+local open = require "sockit.open"
 
 local traceback = debug.traceback
-local xpcall, pcall, type, tostring, setmetatable, error =
-  xpcall, pcall, type, tostring, setmetatable, error
+local xpcall, pcall, type, tostring, setmetatable, getmetatable, rawget, error =
+  xpcall, pcall, type, tostring, setmetatable, getmetatable, rawget, error
 local io_stderr = io.stderr
 local math_min, math_max = math.min, math.max
 local move = table.move
@@ -291,6 +292,13 @@ end
 
 --[[ }===================================================== ]]
 
+-- a function, or an object with __call (what pcall can call)
+local function callable (v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__call") ~= nil
+end
+
 --[[
 M.serve(sockit, network, address, handler, opts) -> server | nil, msg, code
 'sockit' is the module (for listen and bind). sockit.serve tail-calls
@@ -308,6 +316,10 @@ function M.serve (sockit, network, address, handler, opts)
   local net = addr.network(network, 1, "serve", 3)   -- (levels seen from network)
   addr.parse(net, address, 2, "serve", 3)            -- misuse raises as serve's
   opts = opts or {}
+  -- the options listen (bind) takes, checked here: misuse raises at the
+  -- user's line, as serve's (not as 'listen' at serve.lua's line)
+  open.checkopts(opts, net.type == "dgram" and "bind" or "listen", 4,
+                 "serve", 3)
   local max = opts.max_connections
   if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
     error("bad argument #4 to 'serve' (max_connections must be a " ..
@@ -318,22 +330,27 @@ function M.serve (sockit, network, address, handler, opts)
                          or timeout ~= timeout) then   -- (NaN)
     error("bad argument #4 to 'serve' (timeout must be a positive number)", 2)
   end
+  local on_error = opts.on_error
+  if on_error ~= nil and not callable(on_error) then
+    error("bad argument #4 to 'serve' (on_error must be a function)", 2)
+  end
   local maxd = opts.max_datagram
-  if maxd ~= nil and (math.type(maxd) ~= "integer" or maxd < 1) then
-    error("bad argument #4 to 'serve' (max_datagram must be a positive " ..
-          "integer)", 2)
+  if maxd ~= nil then maxd = math.type(maxd) and math.tointeger(maxd) or 0 end
+  if maxd ~= nil and maxd < 1 then
+    error("bad argument #4 to 'serve' (max_datagram must be a positive "
+          .. "integer)", 2)
   end
   local server = setmetatable({
     network = network, active = 0, accepted = 0, max = max,
     timeout = timeout, on_error = opts.on_error, closed = false,
-    max_datagram = opts.max_datagram,
+    max_datagram = maxd,
   }, Server)
   if net.type == "dgram" then
     local ep, msg, code = sockit.bind(network, address, opts)
     if not ep then return nil, msg, code end
     server.endpoint = ep
-    -- the reply queue exists before the task first runs: close() flushes
-    -- it, and a server closed before sockit.run() raised there
+    -- the reply queue exists before the task runs: close() flushes it,
+    -- and a server closed before sockit.run() raised there
     server.queue, server.nqueued = {}, 0
     server.task = loop.spawn(receive_loop, server, handler)
   else
