@@ -149,6 +149,40 @@ describe("sockit.core sendmany/recvmany", function()
     assert.equal("1024\ntrue\n", out)
     assert.is_nil(err:find("Invalid write", 1, true), err)
   end)
+
+  -- regression: recvmany on a TCP socket called recvmmsg with MSG_TRUNC,
+  -- which makes TCP discard the bytes and only count them; the entry was
+  -- then cut from the shared batch buffer: "SECRET-F", received by a
+  -- unix datagram socket's recvmany, came back from the TCP socket and
+  -- its own "hello wo" was lost. Batches are for datagrams and records.
+  it("recvmany and sendmany raise on a stream socket, and lose nothing", function()
+    local a, b = core.socketpair("dgram")
+    assert.equal(1, a:sendmany({"SECRET-F"}))
+    assert.same({{"SECRET-F", ""}}, b:recvmany(1, 8))
+    local l = assert(core.socket("inet", "stream"))
+    assert(l:bind("127.0.0.1", 0))
+    assert(l:listen())
+    local c = assert(core.socket("inet", "stream"))
+    c:settimeout(5)
+    assert(c:connect(l:getsockname()))
+    local s = assert(l:accept())
+    s:settimeout(5)
+    assert.equal(11, c:send("hello world"))
+    assert.equal("bad argument #1 to 'recvmany' (datagram socket expected, got stream)",
+                 H.raises(s.recvmany, s, 1, 8))
+    assert.equal("bad argument #1 to 'sendmany' (datagram socket expected, got stream)",
+                 H.raises(c.sendmany, c, {"x"}))
+    assert.equal("hello world", s:recv())
+    -- unix streams too; records (seqpacket) are batches as datagrams are
+    local x, y = core.socketpair("stream")
+    assert.equal("bad argument #1 to 'recvmany' (datagram socket expected, got stream)",
+                 H.raises(x.recvmany, x, 1))
+    local p, q = core.socketpair("seqpacket")
+    assert.equal(2, p:sendmany({"r1", "r2"}))
+    q:settimeout(5)
+    assert.same({{"r1", ""}, {"r2", ""}}, q:recvmany(4))
+    for _, o in ipairs{a, b, l, c, s, x, y, p, q} do o:close() end
+  end)
 end)
 
 

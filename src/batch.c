@@ -201,13 +201,29 @@ static int gso_refused (int err) {
 
 
 /*
+** Batches are of datagrams and records: an open socket that is not a
+** stream, or raise. On a stream, recvmmsg with MSG_TRUNC makes TCP
+** discard the bytes and report their count without writing them, and
+** the entries were then cut from the shared buffer as it was: bytes of
+** another socket's earlier batch, while the stream's own were lost. A
+** sendmmsg on a stream may take part of an item and still count it.
+*/
+static Socket *checkbatch (lua_State *L, const char *fname) {
+  Socket *s = sockit_checksocket(L, 1);
+  if (s->type == SOCK_STREAM)
+    sockit_kinderror(L, fname, "datagram socket", sockit_typename(s->type));
+  return s;
+}
+
+
+/*
 ** s:sendmany(list [, host, port | path]) -> datagrams sent
 ** Each item of 'list' is a string (sent to the given address, or to the
 ** connected peer) or a table {data, host, port} / {data, path} with its
 ** own destination. At most 1024 per call; the count says how many went.
 */
 static int sock_sendmany (lua_State *L) {
-  Socket *s = sockit_checksocket(L, 1);
+  Socket *s = checkbatch(L, "sendmany");
   int common = !lua_isnoneornil(L, 3);
   lua_Integer n, i;
   Addr a;
@@ -315,7 +331,7 @@ static int sock_sendmany (lua_State *L) {
 ** entry is {false, host, port, code = "EMSGSIZE", message = ...}.
 */
 static int sock_recvmany (lua_State *L) {
-  Socket *s = sockit_checksocket(L, 1);
+  Socket *s = checkbatch(L, "recvmany");
   lua_Integer n = luaL_checkinteger(L, 2);
   lua_Integer max = luaL_optinteger(L, 3, SOCKIT_RECVMAX);
   Batch *b;
@@ -355,6 +371,10 @@ static int sock_recvmany (lua_State *L) {
     size_t len = b->mm[i].msg_len;
     int k;
     lua_createtable(L, 3, 0);
+    /* with MSG_TRUNC a datagram or record socket reports the real
+       length and writes min(length, max) bytes: an entry is made of the
+       bytes this call received, or is an error, never more (checkbatch
+       keeps streams out, where the count is of bytes not written) */
     if (len > (size_t)max || (h->msg_flags & MSG_TRUNC)) {
       lua_pushboolean(L, 0);
       lua_pushliteral(L, "EMSGSIZE");

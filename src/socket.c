@@ -143,6 +143,19 @@ static int again (lua_State *L, int msg) {
 }
 
 
+/*
+** A socket of a kind the method does not apply to (sendfds on inet,
+** recvmany on a stream): misuse, raised in SPEC §1's form with the socket
+** as argument #1, as core.methods.f(s, ...) counts it. (luaL_argerror
+** would say "calling 'f' on bad self" for a method call.)
+*/
+int sockit_kinderror (lua_State *L, const char *fname, const char *expected,
+                      const char *got) {
+  return luaL_error(L, "bad argument #1 to '%s' (%s expected, got %s)",
+                    fname, expected, got);
+}
+
+
 /* a socket or a plain integer descriptor (the poller takes both) */
 int sockit_optfd (lua_State *L, int arg) {
   if (lua_type(L, arg) == LUA_TNUMBER) {
