@@ -184,6 +184,35 @@ describe("sockit.core sendmany/recvmany", function()
     for _, o in ipairs{a, b, l, c, s, x, y, p, q} do o:close() end
   end)
 
+  -- regression: a bad address in a table item was checked at its stack
+  -- slot, so u:sendmany({{"a", "127.0.0.1", 70000}}) said "bad argument
+  -- #5"; misuse in the list is argument #1, with the item in the text
+  it("misuse in an item names the list (#1) and the item", function()
+    local u = udp4()
+    local raises = H.raises   -- (a method call inside: numbered as the user sees it)
+    assert.equal("bad argument #1 to 'sendmany' (item 1: port out of range at [3])",
+                 raises(function() u:sendmany({{"a", "127.0.0.1", 70000}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 2: port out of range at [3])",
+                 raises(function() u:sendmany({"x", {"a", "127.0.0.1", -1}}, "127.0.0.1", 9) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: port (an integer) expected at [3], got nil)",
+                 raises(function() u:sendmany({{"a", "127.0.0.1"}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: port at [3] has no integer representation)",
+                 raises(function() u:sendmany({{"a", "127.0.0.1", 1.5}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: host (a string) expected at [2], got boolean)",
+                 raises(function() u:sendmany({{"a", true, 1}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: data (a string) expected at [1])",
+                 raises(function() u:sendmany({{1}}) end))
+    -- the common address is arguments #2 and #3
+    assert.equal("bad argument #3 to 'sendmany' (port out of range)",
+                 raises(function() u:sendmany({"a"}, "127.0.0.1", 70000) end))
+    local x = assert(core.socket("unix", "dgram"))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: path (a string) expected at [2], got boolean)",
+                 raises(function() x:sendmany({{"a", false}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: unix path contains a zero byte)",
+                 raises(function() x:sendmany({{"a", "/tmp/a\0b"}}) end))
+    u:close(); x:close()
+  end)
+
   -- regression: recvmany's entry for a datagram too long ({false, host,
   -- port, code = "EMSGSIZE", ...}) made sendmany raise "item 2: data (a
   -- string) expected at [1]", so the echo s:sendmany(s:recvmany(n)) died

@@ -85,6 +85,29 @@ describe("multicast on the loopback", function()
     s:close()
   end)
 
+  -- regression: a membership table's fields were checked at their stack
+  -- slots: {} said "bad argument #-3", {"239.1.1.1", true} "#4"; the
+  -- value is setoption's argument #2, with the field in the text
+  it("misuse in a membership table or interface names the value (#2)", function()
+    local s = assert(core.socket("inet", "dgram"))
+    local raises = H.raises   -- (a method call inside: numbered as the user sees it)
+    assert.equal("bad argument #2 to 'setoption' (group (a string) expected at [1], got nil)",
+                 raises(function() s:setoption("add_membership", {}) end))
+    assert.equal("bad argument #2 to 'setoption' (interface (a name, index or address) "
+                 .. "expected at [2], got boolean)",
+                 raises(function() s:setoption("add_membership", {"239.1.1.1", true}) end))
+    assert.equal("bad argument #2 to 'setoption' (invalid interface index at [2])",
+                 raises(function() s:setoption("drop_membership", {"239.1.1.1", -1}) end))
+    assert.equal("bad argument #2 to 'setoption' (group or {group, interface} expected, got boolean)",
+                 raises(function() s:setoption("add_membership", true) end))
+    assert.equal("bad argument #2 to 'setoption' (interface (a name, index or address) "
+                 .. "expected, got boolean)",
+                 raises(function() s:setoption("multicast_if", true) end))
+    assert.equal("bad argument #2 to 'setoption' (invalid interface index)",
+                 raises(function() s:setoption("multicast_if", 1.5) end))
+    s:close()
+  end)
+
   it("IPv4: a joined socket hears the group, a non-joined one on the same port does not", function()
     local ok, why = loopback_multicast("inet", GROUP4)
     if not ok then pending(why) return end

@@ -221,6 +221,42 @@ static Socket *checkbatch (lua_State *L, const char *fname) {
 
 
 /*
+** The destination of item 'i', a table at 'top' whose [2] and [3] are at
+** top + 2 and top + 3: host, port (or path), checked here so that misuse
+** raises as argument #1, the list, naming the item (sockit_toaddr would
+** name the stack slots: "bad argument #5").
+*/
+static void checkitemaddr (lua_State *L, const Socket *s, int top,
+                           lua_Integer i) {
+  const char *what = (s->family == AF_UNIX) ? "path" : "host";
+  if (!lua_isstring(L, top + 2))
+    luaL_argerror(L, 2, lua_pushfstring(L,
+      "item %I: %s (a string) expected at [2], got %s", i, what,
+      luaL_typename(L, top + 2)));
+  if (s->family == AF_UNIX) {
+    size_t len;
+    const char *path = lua_tolstring(L, top + 2, &len);
+    if (len > 0 && path[0] != '\0' && memchr(path, '\0', len) != NULL)
+      luaL_argerror(L, 2, lua_pushfstring(L,
+        "item %I: unix path contains a zero byte", i));
+  }
+  else {
+    int isint;
+    lua_Integer port = lua_tointegerx(L, top + 3, &isint);
+    if (!isint)
+      luaL_argerror(L, 2, lua_type(L, top + 3) == LUA_TNUMBER
+        ? lua_pushfstring(L, "item %I: port at [3] has no integer "
+                             "representation", i)
+        : lua_pushfstring(L, "item %I: port (an integer) expected at [3], "
+                             "got %s", i, luaL_typename(L, top + 3)));
+    if (port < 0 || port > 65535)
+      luaL_argerror(L, 2, lua_pushfstring(L,
+        "item %I: port out of range at [3]", i));
+  }
+}
+
+
+/*
 ** How many items of the list of 'n' are done once 'sent' of its 'm'
 ** messages went: every item before the first message not sent (the
 ** skipped ones among them), or all 'n'.
@@ -292,7 +328,9 @@ static int sock_sendmany (lua_State *L) {
       }
       else {
         Addr one;
-        int k = sockit_toaddr(L, s->family, top + 2, 0, "sendmany", &one);
+        int k;
+        checkitemaddr(L, s, top, i + 1);
+        k = sockit_toaddr(L, s->family, top + 2, 0, "sendmany", &one);
         if (k != 0) return k;
         memcpy(&b->ss[m], &one.ss, one.len);
         h->msg_name = &b->ss[m];

@@ -84,28 +84,42 @@ static void optfor (const Socket *s, const Option *o, int *level, int *opt) {
 
 
 /*
-** An interface at 'arg': a name ("lo"), an index, or (IPv4 only) one of
-** its addresses. Returns its index (0: none given) and, for an address,
-** fills 'addr'. An unknown name is ENODEV, returned in '*err'.
+** An interface at stack index 'idx': a name ("lo"), an index, or (IPv4
+** only) one of its addresses. Returns its index (0: none given) and, for
+** an address, fills 'addr'. An unknown name is ENODEV, returned in
+** '*err'. Misuse raises as argument 'arg' (setoption's value, which may
+** be a table holding the interface), with 'where' after the text
+** ("" or " at [2]").
 */
-static unsigned checkiface (lua_State *L, int arg, int family,
-                            struct in_addr *addr, int *err) {
+static unsigned checkiface (lua_State *L, int idx, int arg, const char *where,
+                            int family, struct in_addr *addr, int *err) {
   const char *name;
-  unsigned idx;
+  unsigned ifindex;
   *err = 0;
-  if (lua_isnoneornil(L, arg))
-    return 0;
-  if (lua_type(L, arg) == LUA_TNUMBER) {
-    lua_Integer i = luaL_checkinteger(L, arg);
-    luaL_argcheck(L, 0 <= i && i <= INT_MAX, arg, "invalid interface index");
-    return (unsigned)i;
+  switch (lua_type(L, idx)) {
+    case LUA_TNONE: case LUA_TNIL:
+      return 0;
+    case LUA_TNUMBER: {
+      int isint;
+      lua_Integer i = lua_tointegerx(L, idx, &isint);
+      if (!isint || i < 0 || i > INT_MAX)
+        luaL_argerror(L, arg, lua_pushfstring(L,
+          "invalid interface index%s", where));
+      return (unsigned)i;
+    }
+    case LUA_TSTRING:
+      break;
+    default:
+      luaL_argerror(L, arg, lua_pushfstring(L,
+        "interface (a name, index or address) expected%s, got %s", where,
+        luaL_typename(L, idx)));
   }
-  name = luaL_checkstring(L, arg);
+  name = lua_tostring(L, idx);
   if (family == AF_INET && addr != NULL && inet_pton(AF_INET, name, addr) == 1)
     return 0;
-  if ((idx = if_nametoindex(name)) == 0)
+  if ((ifindex = if_nametoindex(name)) == 0)
     *err = errno ? errno : ENODEV;
-  return idx;
+  return ifindex;
 }
 
 
@@ -115,19 +129,25 @@ static unsigned checkiface (lua_State *L, int arg, int family,
 */
 static int setmember (lua_State *L, Socket *s, const Option *o) {
   int level, opt, err = 0;
-  const char *group;
-  int ifarg;
+  const char *group, *where = "";
+  int ifidx;
   optfor(s, o, &level, &opt);
   if (lua_istable(L, 3)) {
-    lua_rawgeti(L, 3, 1);
+    if (lua_rawgeti(L, 3, 1) != LUA_TSTRING)
+      return luaL_argerror(L, 3, lua_pushfstring(L,
+               "group (a string) expected at [1], got %s",
+               luaL_typename(L, -1)));
     lua_rawgeti(L, 3, 2);
-    group = luaL_checkstring(L, -2);
-    ifarg = lua_gettop(L);
+    group = lua_tostring(L, -2);
+    ifidx = lua_gettop(L);
+    where = " at [2]";
   }
   else {
-    group = luaL_checkstring(L, 3);
+    if (lua_type(L, 3) != LUA_TSTRING)
+      return luaL_typeerror(L, 3, "group or {group, interface}");
+    group = lua_tostring(L, 3);
     lua_pushnil(L);
-    ifarg = lua_gettop(L);
+    ifidx = lua_gettop(L);
   }
   if (s->family == AF_INET) {
     struct ip_mreqn m;
@@ -135,7 +155,8 @@ static int setmember (lua_State *L, Socket *s, const Option *o) {
     if (inet_pton(AF_INET, group, &m.imr_multiaddr) != 1)
       return luaL_argerror(L, 3, lua_pushfstring(L,
                "'%s' is not an IPv4 group address", group));
-    m.imr_ifindex = (int)checkiface(L, ifarg, AF_INET, &m.imr_address, &err);
+    m.imr_ifindex = (int)checkiface(L, ifidx, 3, where, AF_INET,
+                                    &m.imr_address, &err);
     if (err == 0 && setsockopt(s->fd, level, opt, &m, sizeof(m)) != 0)
       err = errno;
   }
@@ -145,7 +166,7 @@ static int setmember (lua_State *L, Socket *s, const Option *o) {
     if (inet_pton(AF_INET6, group, &m.ipv6mr_multiaddr) != 1)
       return luaL_argerror(L, 3, lua_pushfstring(L,
                "'%s' is not an IPv6 group address", group));
-    m.ipv6mr_interface = checkiface(L, ifarg, AF_INET6, NULL, &err);
+    m.ipv6mr_interface = checkiface(L, ifidx, 3, where, AF_INET6, NULL, &err);
     if (err == 0 && setsockopt(s->fd, level, opt, &m, sizeof(m)) != 0)
       err = errno;
   }
@@ -168,11 +189,11 @@ static int setmif (lua_State *L, Socket *s, const Option *o) {
   if (s->family == AF_INET) {
     struct ip_mreqn m;
     memset(&m, 0, sizeof(m));
-    m.imr_ifindex = (int)checkiface(L, 3, AF_INET, &m.imr_address, &err);
+    m.imr_ifindex = (int)checkiface(L, 3, 3, "", AF_INET, &m.imr_address, &err);
     rc = err ? -1 : setsockopt(s->fd, level, opt, &m, sizeof(m));
   }
   else {
-    int idx = (int)checkiface(L, 3, AF_INET6, NULL, &err);
+    int idx = (int)checkiface(L, 3, 3, "", AF_INET6, NULL, &err);
     rc = err ? -1 : setsockopt(s->fd, level, opt, &idx, sizeof(idx));
   }
   if (rc != 0)
