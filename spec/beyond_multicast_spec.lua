@@ -108,6 +108,26 @@ describe("multicast on the loopback", function()
     s:close()
   end)
 
+  -- regression: multicast_ttl 256 returned nil, "EINVAL" (the kernel's
+  -- answer) while -1 raised; every value outside 0..255 is misuse
+  it("multicast_ttl outside 0..255 raises, for a TTL and a hop limit alike", function()
+    local families = {"inet"}
+    if H.have_ipv6() then families[2] = "inet6" end
+    for _, family in ipairs(families) do
+      local s = assert(core.socket(family, "dgram"))
+      for _, bad in ipairs{256, -1, 1000, math.mininteger} do
+        assert.equal("bad argument #2 to 'setoption' (multicast_ttl must be 0..255)",
+                     H.raises(function() s:setoption("multicast_ttl", bad) end))
+      end
+      assert.equal(1, s:getoption("multicast_ttl"))          -- untouched
+      assert.is_true(s:setoption("multicast_ttl", 255))
+      assert.equal(255, s:getoption("multicast_ttl"))
+      assert.is_true(s:setoption("multicast_ttl", 0))
+      assert.equal(0, s:getoption("multicast_ttl"))
+      s:close()
+    end
+  end)
+
   it("IPv4: a joined socket hears the group, a non-joined one on the same port does not", function()
     local ok, why = loopback_multicast("inet", GROUP4)
     if not ok then pending(why) return end

@@ -15,6 +15,7 @@
 
 enum optkind {
   OPT_BOOL, OPT_INT, OPT_LINGER, OPT_ERROR,
+  OPT_HOPS,      /* multicast_ttl: 0..255, a TTL (inet) or hop limit (inet6) */
   OPT_MIF,       /* multicast_if: an address (inet) or interface (inet6) */
   OPT_MEMBER,    /* add_membership / drop_membership: write-only */
   OPT_INHERIT    /* inheritable: FD_CLOEXEC cleared (fcntl, not sockopt) */
@@ -46,7 +47,7 @@ static const Option options[] = {
   {"v6only", IPPROTO_IPV6, IPV6_V6ONLY, OPT_BOOL, 0, 0},
   {"multicast_loop", IPPROTO_IP, IP_MULTICAST_LOOP, OPT_BOOL,
    IPPROTO_IPV6, IPV6_MULTICAST_LOOP},
-  {"multicast_ttl", IPPROTO_IP, IP_MULTICAST_TTL, OPT_INT,
+  {"multicast_ttl", IPPROTO_IP, IP_MULTICAST_TTL, OPT_HOPS,
    IPPROTO_IPV6, IPV6_MULTICAST_HOPS},
   {"multicast_if", IPPROTO_IP, IP_MULTICAST_IF, OPT_MIF,
    IPPROTO_IPV6, IPV6_MULTICAST_IF},
@@ -250,6 +251,12 @@ int sock_setoption (lua_State *L) {
       ival = (int)v;
       break;
     }
+    case OPT_HOPS: {   /* the kernel said EINVAL past 255: misuse, as -1 */
+      lua_Integer v = luaL_checkinteger(L, 3);
+      luaL_argcheck(L, 0 <= v && v <= 255, 3, "multicast_ttl must be 0..255");
+      ival = (int)v;
+      break;
+    }
     case OPT_LINGER:
       memset(&lg, 0, sizeof(lg));
       if (lua_isboolean(L, 3)) {
@@ -304,7 +311,7 @@ int sock_getoption (lua_State *L) {
     case OPT_BOOL:
       lua_pushboolean(L, ival != 0);
       break;
-    case OPT_INT:
+    case OPT_INT: case OPT_HOPS:
       lua_pushinteger(L, ival);
       break;
     case OPT_LINGER:
