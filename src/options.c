@@ -125,14 +125,42 @@ static unsigned checkiface (lua_State *L, int idx, int arg, const char *where,
 
 
 /*
+** The group of a membership for a socket of 'family': fills 'g4' and
+** returns 1 for an IPv4 group, fills 'g6' and returns 0 for an IPv6 one.
+** An inet6 socket takes both: Linux lets an AF_INET6 socket join IPv4
+** groups (at IPPROTO_IP), and a dual-stack one then receives their
+** datagrams; a v4-mapped group ("::ffff:239.1.2.3") is the IPv4 one.
+*/
+static int checkgroup (lua_State *L, int family, const char *group,
+                       struct in_addr *g4, struct in6_addr *g6) {
+  if (family == AF_INET) {
+    if (inet_pton(AF_INET, group, g4) != 1)
+      luaL_argerror(L, 3, lua_pushfstring(L,
+        "'%s' is not an IPv4 group address", group));
+    return 1;
+  }
+  if (inet_pton(AF_INET6, group, g6) == 1) {
+    if (!IN6_IS_ADDR_V4MAPPED(g6))
+      return 0;
+    memcpy(g4, &g6->s6_addr[12], sizeof(*g4));
+    return 1;
+  }
+  if (inet_pton(AF_INET, group, g4) != 1)
+    luaL_argerror(L, 3, lua_pushfstring(L,
+      "'%s' is not an IPv4 or IPv6 group address", group));
+  return 1;
+}
+
+
+/*
 ** add_membership / drop_membership: the value is a group address, or a
-** table {group, interface} (interface as checkiface takes it).
+** table {group, interface} (interface as checkiface takes it: for an
+** IPv4 group, an IPv4 address too).
 */
 static int setmember (lua_State *L, Socket *s, const Option *o) {
-  int level, opt, err = 0;
+  int err = 0;
   const char *group, *where = "";
   int ifidx;
-  optfor(s, o, &level, &opt);
   if (lua_istable(L, 3)) {
     if (lua_rawgeti(L, 3, 1) != LUA_TSTRING)
       return luaL_argerror(L, 3, lua_pushfstring(L,
@@ -150,26 +178,27 @@ static int setmember (lua_State *L, Socket *s, const Option *o) {
     lua_pushnil(L);
     ifidx = lua_gettop(L);
   }
-  if (s->family == AF_INET) {
-    struct ip_mreqn m;
-    memset(&m, 0, sizeof(m));
-    if (inet_pton(AF_INET, group, &m.imr_multiaddr) != 1)
-      return luaL_argerror(L, 3, lua_pushfstring(L,
-               "'%s' is not an IPv4 group address", group));
-    m.imr_ifindex = (int)checkiface(L, ifidx, 3, where, AF_INET,
-                                    &m.imr_address, &err);
-    if (err == 0 && setsockopt(s->fd, level, opt, &m, sizeof(m)) != 0)
-      err = errno;
-  }
-  else if (s->family == AF_INET6) {
-    struct ipv6_mreq m;
-    memset(&m, 0, sizeof(m));
-    if (inet_pton(AF_INET6, group, &m.ipv6mr_multiaddr) != 1)
-      return luaL_argerror(L, 3, lua_pushfstring(L,
-               "'%s' is not an IPv6 group address", group));
-    m.ipv6mr_interface = checkiface(L, ifidx, 3, where, AF_INET6, NULL, &err);
-    if (err == 0 && setsockopt(s->fd, level, opt, &m, sizeof(m)) != 0)
-      err = errno;
+  if (s->family == AF_INET || s->family == AF_INET6) {
+    struct in_addr g4;
+    struct in6_addr g6;
+    if (checkgroup(L, s->family, group, &g4, &g6)) {
+      struct ip_mreqn m;
+      memset(&m, 0, sizeof(m));
+      m.imr_multiaddr = g4;
+      m.imr_ifindex = (int)checkiface(L, ifidx, 3, where, AF_INET,
+                                      &m.imr_address, &err);
+      if (err == 0 && setsockopt(s->fd, o->level, o->opt, &m, sizeof(m)) != 0)
+        err = errno;
+    }
+    else {
+      struct ipv6_mreq m;
+      memset(&m, 0, sizeof(m));
+      m.ipv6mr_multiaddr = g6;
+      m.ipv6mr_interface = checkiface(L, ifidx, 3, where, AF_INET6, NULL,
+                                      &err);
+      if (err == 0 && setsockopt(s->fd, o->level6, o->opt6, &m, sizeof(m)) != 0)
+        err = errno;
+    }
   }
   else
     err = ENOPROTOOPT;
@@ -182,22 +211,26 @@ static int setmember (lua_State *L, Socket *s, const Option *o) {
 }
 
 
-/* multicast_if: an interface (name or index), or an IPv4 address */
+/*
+** multicast_if: an interface (name or index), or an IPv4 address. On an
+** inet6 socket a name or index sets the interface of IPv6 sends and of
+** IPv4 ones (a dual-stack socket's sends to an IPv4 group take the IPv4
+** options); an IPv4 address sets the IPv4 one only.
+*/
 static int setmif (lua_State *L, Socket *s, const Option *o) {
-  int level, opt, err = 0, rc;
+  int err = 0, rc = 0;
+  struct ip_mreqn m;
   luaL_checkany(L, 3);
-  optfor(s, o, &level, &opt);
-  if (s->family == AF_INET) {
-    struct ip_mreqn m;
-    memset(&m, 0, sizeof(m));
-    m.imr_ifindex = (int)checkiface(L, 3, 3, "", AF_INET, &m.imr_address, &err);
-    rc = err ? -1 : setsockopt(s->fd, level, opt, &m, sizeof(m));
+  memset(&m, 0, sizeof(m));
+  m.imr_ifindex = (int)checkiface(L, 3, 3, "", AF_INET, &m.imr_address, &err);
+  if (err == 0 && s->family == AF_INET6 &&
+      !(lua_type(L, 3) == LUA_TSTRING && m.imr_ifindex == 0)) {
+    int idx = m.imr_ifindex;
+    rc = setsockopt(s->fd, o->level6, o->opt6, &idx, sizeof(idx));
   }
-  else {
-    int idx = (int)checkiface(L, 3, 3, "", AF_INET6, NULL, &err);
-    rc = err ? -1 : setsockopt(s->fd, level, opt, &idx, sizeof(idx));
-  }
-  if (rc != 0)
+  if (err == 0 && rc == 0)
+    rc = setsockopt(s->fd, o->level, o->opt, &m, sizeof(m));
+  if (err != 0 || rc != 0)
     return sockit_fail(L, err ? err : errno, "setoption", o->name);
   lua_pushboolean(L, 1);
   return 1;
@@ -277,6 +310,11 @@ int sock_setoption (lua_State *L) {
                            "option '%s' is read-only", o->name));
   }
   if (setsockopt(s->fd, level, opt, val, len) != 0)
+    return sockit_fail(L, errno, "setoption", o->name);
+  /* multicast_loop and multicast_ttl of an inet6 socket: the IPv4 ones
+     too, which its sends to IPv4 groups (dual stack) go by */
+  if (s->family == AF_INET6 && o->level6 != 0 &&
+      setsockopt(s->fd, o->level, o->opt, val, len) != 0)
     return sockit_fail(L, errno, "setoption", o->name);
   lua_pushboolean(L, 1);
   return 1;
