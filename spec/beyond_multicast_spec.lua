@@ -75,6 +75,12 @@ describe("multicast on the loopback", function()
     assert.is_true(s:setoption("multicast_if", "127.0.0.1"))
     assert.equal("127.0.0.1", s:getoption("multicast_if"))
     assert.is_true(s:setoption("multicast_if", "lo"))   -- a name works too
+    -- but the kernel reports only an address (IP_MULTICAST_IF gives
+    -- mc_addr, never mc_index): set by name or index, it reads back as
+    -- none, as docs/API.md says
+    assert.equal("0.0.0.0", s:getoption("multicast_if"))
+    assert.is_true(s:setoption("multicast_if", 1))
+    assert.equal("0.0.0.0", s:getoption("multicast_if"))
     assert.matches("is not an IPv4 group address",
                    H.raises(s.setoption, s, "add_membership", "nonsense"))
     assert.matches("option 'add_membership' is write%-only",
