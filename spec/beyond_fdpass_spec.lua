@@ -258,8 +258,13 @@ describe("sockit.core descriptor passing", function()
     assert.equal("bad argument #1 to 'sockit.core.fromfd' (invalid descriptor)",
                  H.raises(core.fromfd, -1))
     local t = assert(core.socket("inet", "stream"))
-    assert.equal("sendfds needs a unix socket, not inet",
+    -- (was "sendfds needs a unix socket, not inet", not SPEC §1's form)
+    assert.equal("bad argument #1 to 'sendfds' (unix socket expected, got inet)",
                  H.raises(t.sendfds, t, "x", 0))
+    assert.equal("bad argument #1 to 'recvfds' (unix socket expected, got inet)",
+                 H.raises(t.recvfds, t))
+    assert.equal("bad argument #1 to 'getpeercred' (unix socket expected, got inet)",
+                 H.raises(t.getpeercred, t))
     local a, b = core.socketpair()
     assert.matches("at least one byte", H.raises(a.sendfds, a, "", b))
     assert.matches("at least one descriptor", H.raises(a.sendfds, a, "x"))
