@@ -500,6 +500,51 @@ describe("sockit descriptor passing (Lua layer)", function()
     x:close(); y:close()
   end)
 
+  -- regression: the core checked the descriptors, maxfds and sendfile's
+  -- file, so misuse raised at ".../lua/sockit/fdpass.lua:42:", not at the
+  -- line that called conn:sendfds, as conn:write's misuse does
+  it("points misuse at the caller's line", function()
+    local c, s = conns()
+    local srv = keep(assert(sockit.bind("unixgram", dir .. "/g")))
+    local cl = keep(assert(sockit.connect("unixgram", dir .. "/g", {timeout = 5})))
+    local f = assert(io.open(dir .. "/f", "w")); f:close()
+    local function at(fn)
+      local line = debug.getinfo(2, "l").currentline
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      local where, msg = err:match("([^/]*:%d+): (.*)$")
+      assert.equal("beyond_fdpass_spec.lua:" .. line, where, err)
+      return msg
+    end
+    assert.equal("bad argument #2 to 'sendfds' (socket, file or integer descriptor expected, got table)",
+                 at(function() c:sendfds("x", {}) end))
+    assert.equal("bad argument #3 to 'sendfds' (invalid descriptor)",
+                 at(function() c:sendfds("x", 0, -1) end))
+    assert.equal("bad argument #2 to 'sendfds' (number has no integer representation)",
+                 at(function() c:sendfds("x", 1.5) end))
+    assert.equal("bad argument #2 to 'sendfds' (attempt to use a closed file)",
+                 at(function() c:sendfds("x", f) end))
+    assert.equal("bad argument #2 to 'sendfds' (at least one descriptor expected)",
+                 at(function() c:sendfds("x") end))
+    assert.equal("bad argument #1 to 'sendfds' (a stream needs at least one byte of data with descriptors)",
+                 at(function() c:sendfds("", 0) end))
+    assert.equal("bad argument #2 to 'recvfds' (maxfds must be an integer from 1 to 253)",
+                 at(function() s:recvfds(10, 0) end))
+    assert.equal("bad argument #1 to 'sendfile' (file or integer descriptor expected, got string)",
+                 at(function() c:sendfile("name") end))
+    assert.equal("bad argument #1 to 'sendfile' (attempt to use a closed file)",
+                 at(function() c:sendfile(f) end))
+    assert.equal("bad argument #1 to 'sendfile' (invalid descriptor)",
+                 at(function() c:sendfile(-1) end))
+    assert.equal("bad argument #2 to 'sendfds' (socket, file or integer descriptor expected, got boolean)",
+                 at(function() cl:sendfds("x", true) end))
+    assert.equal("bad argument #2 to 'recvfds' (maxfds must be an integer from 1 to 253)",
+                 at(function() srv:recvfds(10, 254) end))
+    local x = core.socket("unix", "stream")
+    x:close()
+    assert.equal("attempt to use a closed socket", at(function() c:sendfds("x", x) end))
+  end)
+
   it("raises on misuse and on a closed object", function()
     local c, s = conns()
     assert.equal("bad argument #1 to 'sendfds' (string expected, got table)",

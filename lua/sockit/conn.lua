@@ -511,6 +511,7 @@ write. On failure 'sent' says how many bytes had gone.
 ]]
 function Conn:sendfile (file, offset, count)
   checkopen(self)
+  file = fdpass.checkfile(file, "sendfile", 2)
   offset = checkcount(offset, 2, "offset", 0)
   count = checkcount(count, 3, "count", nil)
   local sock = self.socket
@@ -689,7 +690,11 @@ function UnixConn:sendfds (data, ...)
   elseif type(data) ~= "string" then
     argerror(1, "sendfds", "string expected, got " .. type(data), 2)
   end
-  local n, d, code, sent = fdpass.send(self, data, ...)
+  if data == "" then
+    argerror(1, "sendfds", "a stream needs at least one byte of data with descriptors", 2)
+  end
+  local fds = fdpass.checkfds("sendfds", 2, ...)
+  local n, d, code, sent = fdpass.send(self, data, fds)
   if not n then return nil, d, code, sent end         -- d: the message
   local len = #data
   if n < len then   -- the stream took part (with the descriptors): the rest
@@ -712,6 +717,7 @@ the caller's to close, or to adopt with sockit.core.fromfd.
 function UnixConn:recvfds (max, maxfds)
   checkopen(self)
   max = checkmax(max, "recvfds")
+  maxfds = fdpass.checkmaxfds(maxfds, "recvfds", 2)
   local buffered = frombuffer(self, max)
   if buffered then return buffered, {} end
   return fdpass.recv(self, max, maxfds)

@@ -420,7 +420,8 @@ local Fds = {}
 function Fds:sendfds (data, ...)
   checkopen(self)
   data = checkdata(data, "sendfds")
-  local n, msg, code, sent = fdpass.send(self, data, ...)
+  local fds = fdpass.checkfds("sendfds", 2, ...)
+  local n, msg, code, sent = fdpass.send(self, data, fds)
   if not n then return nil, msg, code, sent end
   return n          -- a datagram or record goes whole
 end
@@ -429,6 +430,7 @@ end
 function Fds:recvfds (max, maxfds)
   checkopen(self)
   max = checkmax(max, "recvfds")
+  maxfds = fdpass.checkmaxfds(maxfds, "recvfds", 2)
   return fdpass.recv(self, max, maxfds)
 end
 
