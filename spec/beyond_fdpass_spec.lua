@@ -545,6 +545,39 @@ describe("sockit descriptor passing (Lua layer)", function()
     assert.equal("attempt to use a closed socket", at(function() c:sendfds("x", x) end))
   end)
 
+  -- regression: "socket, file or integer descriptor expected, got
+  -- sockit.listener": only core sockets were taken, though the layer's own
+  -- objects hold one (.socket)
+  it("sendfds takes conns, listeners and endpoints as descriptors", function()
+    local c, s = conns()
+    local l = keep(assert(sockit.listen("tcp4", "127.0.0.1:0")))
+    local ep = keep(assert(sockit.bind("udp4", "127.0.0.1:0")))
+    assert.equal(4, c:sendfds("objs", l, ep, c, s))
+    local data, fds = s:recvfds()
+    assert.equal("objs", data)
+    assert.equal(4, #fds)
+    local kinds = {}
+    for i, fd in ipairs(fds) do
+      local x = assert(core.fromfd(fd))
+      kinds[i] = x:family() .. " " .. x:type()
+      if i == 1 then assert.equal(select(2, l.socket:getsockname()), select(2, x:getsockname())) end
+      x:close()
+    end
+    assert.same({"inet stream", "inet dgram", "unix stream", "unix stream"}, kinds)
+    -- an endpoint sends them too
+    local srv = keep(assert(sockit.bind("unixgram", dir .. "/g")))
+    srv:settimeout(5)
+    local cl = keep(assert(sockit.connect("unixgram", dir .. "/g", {timeout = 5})))
+    assert.equal(1, cl:sendfds("l", l))
+    data, fds = srv:recvfds()
+    assert.equal("l", data)
+    assert.equal(1, #fds)
+    assert(core.fromfd(fds[1])):close()
+    -- a closed object is a closed socket
+    ep:close()
+    assert.equal("attempt to use a closed socket", H.raises(c.sendfds, c, "x", ep))
+  end)
+
   it("raises on misuse and on a closed object", function()
     local c, s = conns()
     assert.equal("bad argument #1 to 'sendfds' (string expected, got table)",

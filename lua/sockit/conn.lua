@@ -680,9 +680,10 @@ M.UnixConn = UnixConn
 
 --[[
 conn:sendfds(data, fd1 [, ...]) -> #data | nil, msg, code, sent
-Sends 'data' (at least one byte) with the descriptors: sockets (core or
-sockit objects' .socket), Lua files (io.open) or integers. Every byte is
-sent, as write does; the descriptors go with the first byte.
+Sends 'data' (at least one byte) with the descriptors: sockets (core
+sockets, or sockit objects holding one: conns, listeners, endpoints),
+Lua files (io.open) or integers. Every byte is sent, as write does; the
+descriptors go with the first byte.
 ]]
 function UnixConn:sendfds (data, ...)
   checkopen(self)

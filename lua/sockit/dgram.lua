@@ -417,6 +417,7 @@ A unixgram endpoint sends descriptors only to its connected peer
 local Fds = {}
 
 -- ep:sendfds(data, fd1 [, ...]) -> #data: one datagram or record with them
+-- (descriptors as conn:sendfds takes them)
 function Fds:sendfds (data, ...)
   checkopen(self)
   data = checkdata(data, "sendfds")

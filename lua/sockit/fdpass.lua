@@ -56,9 +56,10 @@ local function socket_fd (sock, level)
 end
 
 --[[
-M.checkfd(v, n, fname, level) -> the descriptor argument #n as the core
-takes it: an integer, a Lua file (io.open) or a core socket, which
-becomes its descriptor number.
+checkfd(v, n, fname, level) -> the descriptor argument #n as the core
+takes it: an integer, a Lua file (io.open), a core socket, or an object
+of this layer that holds one in .socket (conn, listener, endpoint); a
+socket or an object becomes its descriptor number.
 ]]
 local function checkfd (v, n, fname, level)
   local t = type(v)
@@ -74,8 +75,9 @@ local function checkfd (v, n, fname, level)
     argerror(n, fname, "attempt to use a closed file", level + 1)
   end
   -- (not tail calls: socket_fd's level counts this frame)
-  if is_socket(v) then
-    local fd = socket_fd(v, level + 1)
+  local sock = is_socket(v) and v or t == "table" and is_socket(v.socket) and v.socket
+  if sock then
+    local fd = socket_fd(sock, level + 1)
     return fd
   end
   local mt = getmetatable(v)
