@@ -272,6 +272,44 @@ describe("sockit.core descriptor passing", function()
     t:close(); a:close(); b:close()
   end)
 
+  -- regression: a socket adopted with core.fromfd that was bound but
+  -- neither listening nor connected printed "fresh": tostring showed
+  -- only what sockit had seen this object do
+  it("tostring shows the state the kernel has for what sockit did not see", function()
+    local a, b = core.socketpair()
+    b:settimeout(5)
+    local u = assert(core.socket("inet", "dgram"))
+    assert(u:bind("127.0.0.1", 0))
+    local _, uport = u:getsockname()
+    local t = assert(core.socket("inet", "stream"))
+    assert(t:bind("127.0.0.1", 0))
+    local _, tport = t:getsockname()
+    local name = "sockit-adopt-" .. H.pid()
+    local x = assert(core.socket("unix", "dgram"))
+    assert(x:bind("\0" .. name))
+    local fresh = assert(core.socket("inet", "stream"))
+    assert.equal(1, a:sendfds("x", u, t, x, fresh))
+    local _, fds = b:recvfds()
+    local shown = {}
+    for i, fd in ipairs(fds) do
+      local s = assert(core.fromfd(fd))
+      shown[i] = tostring(s):gsub("fd=%d+", "fd=N")
+      s:close()
+    end
+    assert.same({
+      "sockit.socket{inet dgram fd=N 127.0.0.1:" .. uport .. " bound}",
+      "sockit.socket{inet stream fd=N 127.0.0.1:" .. tport .. " bound}",
+      "sockit.socket{unix dgram fd=N @" .. name .. " bound}",
+      "sockit.socket{inet stream fd=N 0.0.0.0:0 fresh}",
+    }, shown)
+    -- the kernel binds a datagram socket on its first sendto
+    local d = assert(core.socket("inet", "dgram"))
+    assert.matches(" 0%.0%.0%.0:0 fresh}$", tostring(d))
+    assert(d:sendto("x", "127.0.0.1", uport))
+    assert.matches(" 0%.0%.0%.0:%d+ bound}$", tostring(d))
+    for _, o in ipairs{a, b, u, t, x, fresh, d} do o:close() end
+  end)
+
   it("inheritable: a child sees the descriptor only while it is set", function()
     local a, b = core.socketpair()
     a:settimeout(10)
