@@ -149,6 +149,117 @@ describe("sockit.core sendmany/recvmany", function()
     assert.equal("1024\ntrue\n", out)
     assert.is_nil(err:find("Invalid write", 1, true), err)
   end)
+
+  -- regression: recvmany on a TCP socket called recvmmsg with MSG_TRUNC,
+  -- which makes TCP discard the bytes and only count them; the entry was
+  -- then cut from the shared batch buffer: "SECRET-F", received by a
+  -- unix datagram socket's recvmany, came back from the TCP socket and
+  -- its own "hello wo" was lost. Batches are for datagrams and records.
+  it("recvmany and sendmany raise on a stream socket, and lose nothing", function()
+    local a, b = core.socketpair("dgram")
+    assert.equal(1, a:sendmany({"SECRET-F"}))
+    assert.same({{"SECRET-F", ""}}, b:recvmany(1, 8))
+    local l = assert(core.socket("inet", "stream"))
+    assert(l:bind("127.0.0.1", 0))
+    assert(l:listen())
+    local c = assert(core.socket("inet", "stream"))
+    c:settimeout(5)
+    assert(c:connect(l:getsockname()))
+    local s = assert(l:accept())
+    s:settimeout(5)
+    assert.equal(11, c:send("hello world"))
+    assert.equal("bad argument #1 to 'recvmany' (datagram socket expected, got stream)",
+                 H.raises(s.recvmany, s, 1, 8))
+    assert.equal("bad argument #1 to 'sendmany' (datagram socket expected, got stream)",
+                 H.raises(c.sendmany, c, {"x"}))
+    assert.equal("hello world", s:recv())
+    -- unix streams too; records (seqpacket) are batches as datagrams are
+    local x, y = core.socketpair("stream")
+    assert.equal("bad argument #1 to 'recvmany' (datagram socket expected, got stream)",
+                 H.raises(x.recvmany, x, 1))
+    local p, q = core.socketpair("seqpacket")
+    assert.equal(2, p:sendmany({"r1", "r2"}))
+    q:settimeout(5)
+    assert.same({{"r1", ""}, {"r2", ""}}, q:recvmany(4))
+    for _, o in ipairs{a, b, l, c, s, x, y, p, q} do o:close() end
+  end)
+
+  -- regression: a bad address in a table item was checked at its stack
+  -- slot, so u:sendmany({{"a", "127.0.0.1", 70000}}) said "bad argument
+  -- #5"; misuse in the list is argument #1, with the item in the text
+  it("misuse in an item names the list (#1) and the item", function()
+    local u = udp4()
+    local raises = H.raises   -- (a method call inside: numbered as the user sees it)
+    assert.equal("bad argument #1 to 'sendmany' (item 1: port out of range at [3])",
+                 raises(function() u:sendmany({{"a", "127.0.0.1", 70000}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 2: port out of range at [3])",
+                 raises(function() u:sendmany({"x", {"a", "127.0.0.1", -1}}, "127.0.0.1", 9) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: port (an integer) expected at [3], got nil)",
+                 raises(function() u:sendmany({{"a", "127.0.0.1"}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: port at [3] has no integer representation)",
+                 raises(function() u:sendmany({{"a", "127.0.0.1", 1.5}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: host (a string) expected at [2], got boolean)",
+                 raises(function() u:sendmany({{"a", true, 1}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: data (a string) expected at [1])",
+                 raises(function() u:sendmany({{1}}) end))
+    -- the common address is arguments #2 and #3
+    assert.equal("bad argument #3 to 'sendmany' (port out of range)",
+                 raises(function() u:sendmany({"a"}, "127.0.0.1", 70000) end))
+    local x = assert(core.socket("unix", "dgram"))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: path (a string) expected at [2], got boolean)",
+                 raises(function() x:sendmany({{"a", false}}) end))
+    assert.equal("bad argument #1 to 'sendmany' (item 1: unix path contains a zero byte)",
+                 raises(function() x:sendmany({{"a", "/tmp/a\0b"}}) end))
+    u:close(); x:close()
+  end)
+
+  -- regression: recvmany's entry for a datagram too long ({false, host,
+  -- port, code = "EMSGSIZE", ...}) made sendmany raise "item 2: data (a
+  -- string) expected at [1]", so the echo s:sendmany(s:recvmany(n)) died
+  -- on the first such datagram
+  it("sendmany skips recvmany's error entries and counts them as done", function()
+    local r, rport = udp4()
+    local a, aport = udp4()
+    assert.equal(3, a:sendmany({"ok", "0123456789", "fine"}, "127.0.0.1", rport))
+    local list = r:recvmany(8, 4)
+    local bad = list[2]
+    assert.is_false(bad[1])
+    assert.equal(3, r:sendmany(list))            -- echoed, each to its sender
+    assert.same({{"ok", "127.0.0.1", rport}, {"fine", "127.0.0.1", rport}}, a:recvmany(8))
+    assert.equal(2, r:sendmany({bad, bad}))      -- nothing to send: all done
+    -- among runs of one length (UDP_SEGMENT) the bounds stay
+    assert.equal(5, r:sendmany({"aaaa", bad, "bbbb", "cc", bad}, "127.0.0.1", aport))
+    assert.same({{"aaaa", "127.0.0.1", rport}, {"bbbb", "127.0.0.1", rport},
+                 {"cc", "127.0.0.1", rport}}, a:recvmany(8))
+    -- skipped entries before an item that fails are done; the next call,
+    -- which starts at that item, says why
+    assert.equal(2, r:sendmany({bad, bad, {"x", "127.0.0.1", 0}, "y"}))
+    local msg, code = H.fails(r:sendmany({{"x", "127.0.0.1", 0}, "y"}))
+    assert.equal("EINVAL", code)
+    assert.equal("sendmany: Invalid argument", msg)
+    -- a partial send: the count is of the first items done, and the item
+    -- after them is one that was not sent
+    local dir = H.tmpdir()
+    local u = assert(core.socket("unix", "dgram"))
+    assert(u:bind(dir .. "/u"))
+    local items = {}
+    for i = 1, 1024 do items[i] = i % 2 == 1 and bad or {"p" .. i, dir .. "/u"} end
+    local x = assert(core.socket("unix", "dgram"))
+    x:settimeout(0)
+    local n = x:sendmany(items)
+    assert.is_true(n >= 1 and n < 1024)
+    assert.is_string(items[n + 1][1])
+    u:settimeout(0)
+    local got = 0
+    while true do
+      local more = u:recvmany(1024)
+      if not more then break end
+      for _, e in ipairs(more) do got = got + 1; assert.equal("p" .. 2 * got, e[1]) end
+    end
+    assert.equal(n // 2, got)
+    for _, o in ipairs{r, a, u, x} do o:close() end
+    H.rmdir(dir)
+  end)
 end)
 
 
@@ -385,6 +496,26 @@ describe("sockit endpoints: sendmany/recvmany", function()
     msg, code = H.fails(r:recvmany(4))
     assert.equal("ETIMEDOUT", code)
     assert.equal("recvmany: timed out", msg)
+  end)
+
+  -- regression: the echo of docs/API.md raised "item 2: string expected
+  -- at [1], got boolean" once a datagram in the batch was too long
+  it("echoes with sendmany(recvmany(n)): an entry for a datagram too long is skipped", function()
+    local a = keep(assert(sockit.bind("udp4", "127.0.0.1:0")))
+    local b = keep(assert(sockit.bind("udp4", "127.0.0.1:0")))
+    a:settimeout(5); b:settimeout(5)
+    assert.equal(3, a:sendmany({"ok", "0123456789", "fine"}, b:addr()))
+    local list = b:recvmany(8, 4)
+    assert.same({false, a:addr(), code = "EMSGSIZE",
+                 message = "recvmany: datagram of 10 bytes is longer than max 4"}, list[2])
+    assert.equal(3, b:sendmany(list))
+    assert.same({{"ok", b:addr()}, {"fine", b:addr()}}, a:recvmany(8))
+    -- a failure after skipped entries: 'sent' counts them
+    local ok, msg, code, sent = b:sendmany({list[2], {"x", "127.0.0.1:0"}, "y"})
+    H.fails(ok, msg, code)
+    assert.equal("EINVAL", code)
+    assert.equal("sendmany 127.0.0.1:0: Invalid argument", msg)
+    assert.equal(1, sent)
   end)
 
   it("raises on misuse; a closed endpoint; unixpacket has no batches", function()

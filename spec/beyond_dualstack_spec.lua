@@ -94,6 +94,31 @@ describe("dual-stack listeners and endpoints", function()
     assert.matches("^0%.0%.0%.0:%d+$", ep:addr())
   end)
 
+  -- regression: tostring(conn) of a 127.0.0.1 client on a dual-stack
+  -- listener showed "[::ffff:127.0.0.1]:P" while conn:peer() said
+  -- "127.0.0.1:P"; the v4-mapped addresses are unmapped in both now
+  it("tostring of a v4 client's conn shows plain IPv4, as peer() and addr() do", function()
+    if not v6 then pending("no IPv6: " .. tostring(v6why)) return end
+    local l = keep(assert(sockit.listen("tcp", "[::]:0", {v6only = false})))
+    local port = l:addr():match(":(%d+)$")
+    local c = keep(assert(sockit.connect("tcp4", "127.0.0.1:" .. port, {timeout = 5})))
+    l:settimeout(5)
+    local s = keep(assert(l:accept()))
+    assert.equal(c:addr(), s:peer())
+    assert.equal("127.0.0.1:" .. port, s:addr())
+    assert.equal("sockit.conn{inet6 stream fd=" .. s.socket:fileno() .. " " .. s:addr()
+                 .. " -> " .. s:peer() .. " connected}", tostring(s))
+    assert.equal("sockit.socket{inet6 stream fd=" .. s.socket:fileno() .. " " .. s:addr()
+                 .. " -> " .. s:peer() .. " connected}", tostring(s.socket))
+    -- an IPv6 peer stays in brackets
+    local c6 = keep(assert(sockit.connect("tcp6", "[::1]:" .. port, {timeout = 5})))
+    local s6 = keep(assert(l:accept()))
+    assert.matches("^%[::1%]:%d+$", s6:peer())
+    assert.matches(" %[::1%]:" .. port .. " %-> " .. H.pat(s6:peer()) .. " connected}$",
+                   tostring(s6))
+    assert.is_truthy(c6)
+  end)
+
   it("v6only = true refuses IPv4; tcp6 may be made dual stack on purpose", function()
     if not v6 then pending("no IPv6: " .. tostring(v6why)) return end
     local l = keep(assert(sockit.listen("tcp", "[::]:0", {v6only = true})))

@@ -258,13 +258,56 @@ describe("sockit.core descriptor passing", function()
     assert.equal("bad argument #1 to 'sockit.core.fromfd' (invalid descriptor)",
                  H.raises(core.fromfd, -1))
     local t = assert(core.socket("inet", "stream"))
-    assert.equal("sendfds needs a unix socket, not inet",
+    -- (was "sendfds needs a unix socket, not inet", not SPEC §1's form)
+    assert.equal("bad argument #1 to 'sendfds' (unix socket expected, got inet)",
                  H.raises(t.sendfds, t, "x", 0))
+    assert.equal("bad argument #1 to 'recvfds' (unix socket expected, got inet)",
+                 H.raises(t.recvfds, t))
+    assert.equal("bad argument #1 to 'getpeercred' (unix socket expected, got inet)",
+                 H.raises(t.getpeercred, t))
     local a, b = core.socketpair()
     assert.matches("at least one byte", H.raises(a.sendfds, a, "", b))
     assert.matches("at least one descriptor", H.raises(a.sendfds, a, "x"))
     assert.matches("maxfds must be 1..253", H.raises(b.recvfds, b, 10, 0))
     t:close(); a:close(); b:close()
+  end)
+
+  -- regression: a socket adopted with core.fromfd that was bound but
+  -- neither listening nor connected printed "fresh": tostring showed
+  -- only what sockit had seen this object do
+  it("tostring shows the state the kernel has for what sockit did not see", function()
+    local a, b = core.socketpair()
+    b:settimeout(5)
+    local u = assert(core.socket("inet", "dgram"))
+    assert(u:bind("127.0.0.1", 0))
+    local _, uport = u:getsockname()
+    local t = assert(core.socket("inet", "stream"))
+    assert(t:bind("127.0.0.1", 0))
+    local _, tport = t:getsockname()
+    local name = "sockit-adopt-" .. H.pid()
+    local x = assert(core.socket("unix", "dgram"))
+    assert(x:bind("\0" .. name))
+    local fresh = assert(core.socket("inet", "stream"))
+    assert.equal(1, a:sendfds("x", u, t, x, fresh))
+    local _, fds = b:recvfds()
+    local shown = {}
+    for i, fd in ipairs(fds) do
+      local s = assert(core.fromfd(fd))
+      shown[i] = tostring(s):gsub("fd=%d+", "fd=N")
+      s:close()
+    end
+    assert.same({
+      "sockit.socket{inet dgram fd=N 127.0.0.1:" .. uport .. " bound}",
+      "sockit.socket{inet stream fd=N 127.0.0.1:" .. tport .. " bound}",
+      "sockit.socket{unix dgram fd=N @" .. name .. " bound}",
+      "sockit.socket{inet stream fd=N 0.0.0.0:0 fresh}",
+    }, shown)
+    -- the kernel binds a datagram socket on its first sendto
+    local d = assert(core.socket("inet", "dgram"))
+    assert.matches(" 0%.0%.0%.0:0 fresh}$", tostring(d))
+    assert(d:sendto("x", "127.0.0.1", uport))
+    assert.matches(" 0%.0%.0%.0:%d+ bound}$", tostring(d))
+    for _, o in ipairs{a, b, u, t, x, fresh, d} do o:close() end
   end)
 
   it("inheritable: a child sees the descriptor only while it is set", function()
@@ -493,6 +536,84 @@ describe("sockit descriptor passing (Lua layer)", function()
     assert.equal("EOF", code)
     assert.equal("recvfds: end of stream", msg)
     x:close(); y:close()
+  end)
+
+  -- regression: the core checked the descriptors, maxfds and sendfile's
+  -- file, so misuse raised at ".../lua/sockit/fdpass.lua:42:", not at the
+  -- line that called conn:sendfds, as conn:write's misuse does
+  it("points misuse at the caller's line", function()
+    local c, s = conns()
+    local srv = keep(assert(sockit.bind("unixgram", dir .. "/g")))
+    local cl = keep(assert(sockit.connect("unixgram", dir .. "/g", {timeout = 5})))
+    local f = assert(io.open(dir .. "/f", "w")); f:close()
+    local function at(fn)
+      local line = debug.getinfo(2, "l").currentline
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      local where, msg = err:match("([^/]*:%d+): (.*)$")
+      assert.equal("beyond_fdpass_spec.lua:" .. line, where, err)
+      return msg
+    end
+    assert.equal("bad argument #2 to 'sendfds' (socket, file or integer descriptor expected, got table)",
+                 at(function() c:sendfds("x", {}) end))
+    assert.equal("bad argument #3 to 'sendfds' (invalid descriptor)",
+                 at(function() c:sendfds("x", 0, -1) end))
+    assert.equal("bad argument #2 to 'sendfds' (number has no integer representation)",
+                 at(function() c:sendfds("x", 1.5) end))
+    assert.equal("bad argument #2 to 'sendfds' (attempt to use a closed file)",
+                 at(function() c:sendfds("x", f) end))
+    assert.equal("bad argument #2 to 'sendfds' (at least one descriptor expected)",
+                 at(function() c:sendfds("x") end))
+    assert.equal("bad argument #1 to 'sendfds' (a stream needs at least one byte of data with descriptors)",
+                 at(function() c:sendfds("", 0) end))
+    assert.equal("bad argument #2 to 'recvfds' (maxfds must be an integer from 1 to 253)",
+                 at(function() s:recvfds(10, 0) end))
+    assert.equal("bad argument #1 to 'sendfile' (file or integer descriptor expected, got string)",
+                 at(function() c:sendfile("name") end))
+    assert.equal("bad argument #1 to 'sendfile' (attempt to use a closed file)",
+                 at(function() c:sendfile(f) end))
+    assert.equal("bad argument #1 to 'sendfile' (invalid descriptor)",
+                 at(function() c:sendfile(-1) end))
+    assert.equal("bad argument #2 to 'sendfds' (socket, file or integer descriptor expected, got boolean)",
+                 at(function() cl:sendfds("x", true) end))
+    assert.equal("bad argument #2 to 'recvfds' (maxfds must be an integer from 1 to 253)",
+                 at(function() srv:recvfds(10, 254) end))
+    local x = core.socket("unix", "stream")
+    x:close()
+    assert.equal("attempt to use a closed socket", at(function() c:sendfds("x", x) end))
+  end)
+
+  -- regression: "socket, file or integer descriptor expected, got
+  -- sockit.listener": only core sockets were taken, though the layer's own
+  -- objects hold one (.socket)
+  it("sendfds takes conns, listeners and endpoints as descriptors", function()
+    local c, s = conns()
+    local l = keep(assert(sockit.listen("tcp4", "127.0.0.1:0")))
+    local ep = keep(assert(sockit.bind("udp4", "127.0.0.1:0")))
+    assert.equal(4, c:sendfds("objs", l, ep, c, s))
+    local data, fds = s:recvfds()
+    assert.equal("objs", data)
+    assert.equal(4, #fds)
+    local kinds = {}
+    for i, fd in ipairs(fds) do
+      local x = assert(core.fromfd(fd))
+      kinds[i] = x:family() .. " " .. x:type()
+      if i == 1 then assert.equal(select(2, l.socket:getsockname()), select(2, x:getsockname())) end
+      x:close()
+    end
+    assert.same({"inet stream", "inet dgram", "unix stream", "unix stream"}, kinds)
+    -- an endpoint sends them too
+    local srv = keep(assert(sockit.bind("unixgram", dir .. "/g")))
+    srv:settimeout(5)
+    local cl = keep(assert(sockit.connect("unixgram", dir .. "/g", {timeout = 5})))
+    assert.equal(1, cl:sendfds("l", l))
+    data, fds = srv:recvfds()
+    assert.equal("l", data)
+    assert.equal(1, #fds)
+    assert(core.fromfd(fds[1])):close()
+    -- a closed object is a closed socket
+    ep:close()
+    assert.equal("attempt to use a closed socket", H.raises(c.sendfds, c, "x", ep))
   end)
 
   it("raises on misuse and on a closed object", function()

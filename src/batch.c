@@ -46,8 +46,10 @@ typedef struct Batch {
   struct sockaddr_storage *ss;
   struct mmsghdr *gm;              /* sendmany's runs (UDP_SEGMENT) */
   GsoCmsg *cm;                     /* the control message of each run */
-  size_t *cnt;                     /* the number of items in each run */
-  size_t nmsgs;                    /* capacity of mm, iov, ss, gm, cm, cnt */
+  size_t *cnt;                     /* the number of messages in each run */
+  size_t *item;                    /* sendmany: the list index (from 0)
+                                      of each message */
+  size_t nmsgs;             /* capacity of mm, iov, ss, gm, cm, cnt, item */
   char *buf;
   size_t nbuf;                     /* capacity of buf */
 } Batch;
@@ -56,7 +58,7 @@ typedef struct Batch {
 static int batch_gc (lua_State *L) {
   Batch *b = (Batch *)luaL_checkudata(L, 1, SOCKIT_BATCHBOX);
   free(b->mm); free(b->iov); free(b->ss);
-  free(b->gm); free(b->cm); free(b->cnt); free(b->buf);
+  free(b->gm); free(b->cm); free(b->cnt); free(b->item); free(b->buf);
   memset(b, 0, sizeof(*b));
   return 0;
 }
@@ -79,7 +81,9 @@ static Batch *getbatch (lua_State *L, size_t n, size_t bytes) {
     if (cm) b->cm = cm;
     size_t *cnt = (size_t *)realloc(b->cnt, n * sizeof(*cnt));
     if (cnt) b->cnt = cnt;
-    if (!mm || !iov || !ss || !gm || !cm || !cnt)
+    size_t *item = (size_t *)realloc(b->item, n * sizeof(*item));
+    if (item) b->item = item;
+    if (!mm || !iov || !ss || !gm || !cm || !cnt || !item)
       luaL_error(L, "not enough memory");
     b->nmsgs = n;
   }
@@ -201,15 +205,82 @@ static int gso_refused (int err) {
 
 
 /*
-** s:sendmany(list [, host, port | path]) -> datagrams sent
+** Batches are of datagrams and records: an open socket that is not a
+** stream, or raise. On a stream, recvmmsg with MSG_TRUNC makes TCP
+** discard the bytes and report their count without writing them, and
+** the entries were then cut from the shared buffer as it was: bytes of
+** another socket's earlier batch, while the stream's own were lost. A
+** sendmmsg on a stream may take part of an item and still count it.
+*/
+static Socket *checkbatch (lua_State *L, const char *fname) {
+  Socket *s = sockit_checksocket(L, 1);
+  if (s->type == SOCK_STREAM)
+    sockit_kinderror(L, fname, "datagram socket", sockit_typename(s->type));
+  return s;
+}
+
+
+/*
+** The destination of item 'i', a table at 'top' whose [2] and [3] are at
+** top + 2 and top + 3: host, port (or path), checked here so that misuse
+** raises as argument #1, the list, naming the item (sockit_toaddr would
+** name the stack slots: "bad argument #5").
+*/
+static void checkitemaddr (lua_State *L, const Socket *s, int top,
+                           lua_Integer i) {
+  const char *what = (s->family == AF_UNIX) ? "path" : "host";
+  if (!lua_isstring(L, top + 2))
+    luaL_argerror(L, 2, lua_pushfstring(L,
+      "item %I: %s (a string) expected at [2], got %s", i, what,
+      luaL_typename(L, top + 2)));
+  if (s->family == AF_UNIX) {
+    size_t len;
+    const char *path = lua_tolstring(L, top + 2, &len);
+    if (len > 0 && path[0] != '\0' && memchr(path, '\0', len) != NULL)
+      luaL_argerror(L, 2, lua_pushfstring(L,
+        "item %I: unix path contains a zero byte", i));
+  }
+  else {
+    int isint;
+    lua_Integer port = lua_tointegerx(L, top + 3, &isint);
+    if (!isint)
+      luaL_argerror(L, 2, lua_type(L, top + 3) == LUA_TNUMBER
+        ? lua_pushfstring(L, "item %I: port at [3] has no integer "
+                             "representation", i)
+        : lua_pushfstring(L, "item %I: port (an integer) expected at [3], "
+                             "got %s", i, luaL_typename(L, top + 3)));
+    if (port < 0 || port > 65535)
+      luaL_argerror(L, 2, lua_pushfstring(L,
+        "item %I: port out of range at [3]", i));
+  }
+}
+
+
+/*
+** How many items of the list of 'n' are done once 'sent' of its 'm'
+** messages went: every item before the first message not sent (the
+** skipped ones among them), or all 'n'.
+*/
+static lua_Integer itemsdone (const Batch *b, size_t sent, size_t m,
+                              lua_Integer n) {
+  return (sent >= m) ? n : (lua_Integer)b->item[sent];
+}
+
+
+/*
+** s:sendmany(list [, host, port | path]) -> items done
 ** Each item of 'list' is a string (sent to the given address, or to the
 ** connected peer) or a table {data, host, port} / {data, path} with its
-** own destination. At most 1024 per call; the count says how many went.
+** own destination. A table whose data is false (recvmany's entry for a
+** datagram too long) is skipped: not sent, but done, so that
+** s:sendmany(s:recvmany(n)) echoes. At most 1024 per call; the count says
+** how many of the first items are done: the next call starts after them.
 */
 static int sock_sendmany (lua_State *L) {
-  Socket *s = sockit_checksocket(L, 1);
+  Socket *s = checkbatch(L, "sendmany");
   int common = !lua_isnoneornil(L, 3);
   lua_Integer n, i;
+  size_t m = 0;                 /* messages: the items not skipped */
   Addr a;
   Batch *b;
   Wait wt = WAIT_INIT(L);
@@ -231,15 +302,19 @@ static int sock_sendmany (lua_State *L) {
      it is read: n + 8 overflowed the stack with table items */
   luaL_checkstack(L, 2 * (int)n + 8, "too many datagrams");
   for (i = 0; i < n; i++) {
-    struct msghdr *h = &b->mm[i].msg_hdr;
+    struct msghdr *h = &b->mm[m].msg_hdr;
     size_t len;
     const char *data;
     int t = lua_rawgeti(L, 2, i + 1);   /* stays on the stack until sent */
     memset(h, 0, sizeof(*h));
     if (t == LUA_TTABLE) {
       int top = lua_gettop(L);
-      lua_rawgeti(L, top, 1);
-      if (lua_type(L, -1) != LUA_TSTRING)
+      int dt = lua_rawgeti(L, top, 1);
+      if (dt == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+        lua_settop(L, top - 1);        /* an error entry: skipped */
+        continue;
+      }
+      if (dt != LUA_TSTRING)
         return luaL_argerror(L, 2, lua_pushfstring(L,
                  "item %I: data (a string) expected at [1]", i + 1));
       data = lua_tolstring(L, -1, &len);
@@ -253,10 +328,12 @@ static int sock_sendmany (lua_State *L) {
       }
       else {
         Addr one;
-        int k = sockit_toaddr(L, s->family, top + 2, 0, "sendmany", &one);
+        int k;
+        checkitemaddr(L, s, top, i + 1);
+        k = sockit_toaddr(L, s->family, top + 2, 0, "sendmany", &one);
         if (k != 0) return k;
-        memcpy(&b->ss[i], &one.ss, one.len);
-        h->msg_name = &b->ss[i];
+        memcpy(&b->ss[m], &one.ss, one.len);
+        h->msg_name = &b->ss[m];
         h->msg_namelen = one.len;
       }
       lua_settop(L, top + 1);   /* keep the data string alive */
@@ -272,37 +349,53 @@ static int sock_sendmany (lua_State *L) {
       return luaL_argerror(L, 2, lua_pushfstring(L,
                "item %I is a %s, string or table expected", i + 1,
                luaL_typename(L, -1)));
-    b->iov[i].iov_base = (void *)(uintptr_t)data;   /* iovec is not const */
-    b->iov[i].iov_len = len;
-    h->msg_iov = &b->iov[i];
+    b->iov[m].iov_base = (void *)(uintptr_t)data;   /* iovec is not const */
+    b->iov[m].iov_len = len;
+    h->msg_iov = &b->iov[m];
     h->msg_iovlen = 1;
-    b->mm[i].msg_len = 0;
+    b->mm[m].msg_len = 0;
+    b->item[m] = (size_t)i;
+    m++;
   }
-  if (n > 1 && s->gso >= 0 && s->type == SOCK_DGRAM &&
+  if (m == 0) {                 /* nothing but error entries */
+    lua_pushinteger(L, n);
+    return 1;
+  }
+  /* below, a failure of the first message after skipped items counts
+     those as done: the next call, which starts at that message, says
+     why it fails */
+  if (m > 1 && s->gso >= 0 && s->type == SOCK_DGRAM &&
       (s->family == AF_INET || s->family == AF_INET6)) {
     if (s->gso == 0) s->gso = gso_probe(s->fd);
     if (s->gso > 0) {
-      size_t g = gso_group(b, (size_t)n);
-      if (g < (size_t)n) {
+      size_t g = gso_group(b, m);
+      if (g < m) {
         int r = mmsg_send(s, b->gm, (unsigned)g, &wt);
-        if (r >= 0) {            /* count the items of the runs sent */
-          lua_Integer items = 0;
+        if (r >= 0) {            /* count the messages of the runs sent */
+          size_t msgs = 0;
           int k;
-          for (k = 0; k < r; k++) items += (lua_Integer)b->cnt[k];
-          lua_pushinteger(L, items);
+          for (k = 0; k < r; k++) msgs += b->cnt[k];
+          lua_pushinteger(L, itemsdone(b, msgs, m, n));
           return 1;
         }
-        if (b->cnt[0] == 1 || !gso_refused(-r))
+        if (b->cnt[0] == 1 || !gso_refused(-r)) {
+          if (b->item[0] > 0) {
+            lua_pushinteger(L, itemsdone(b, 0, m, n));
+            return 1;
+          }
           return sockit_fail(L, -r, "sendmany", common ? a.text : NULL);
+        }
         s->gso = -1;   /* from now on, one datagram per message (below) */
       }
     }
   }
   {
-    int r = mmsg_send(s, b->mm, (unsigned)n, &wt);
+    int r = mmsg_send(s, b->mm, (unsigned)m, &wt);
+    if (r < 0 && b->item[0] > 0)
+      r = 0;
     if (r < 0)
       return sockit_fail(L, -r, "sendmany", common ? a.text : NULL);
-    lua_pushinteger(L, r);
+    lua_pushinteger(L, itemsdone(b, (size_t)r, m, n));
     return 1;
   }
 }
@@ -315,7 +408,7 @@ static int sock_sendmany (lua_State *L) {
 ** entry is {false, host, port, code = "EMSGSIZE", message = ...}.
 */
 static int sock_recvmany (lua_State *L) {
-  Socket *s = sockit_checksocket(L, 1);
+  Socket *s = checkbatch(L, "recvmany");
   lua_Integer n = luaL_checkinteger(L, 2);
   lua_Integer max = luaL_optinteger(L, 3, SOCKIT_RECVMAX);
   Batch *b;
@@ -355,6 +448,10 @@ static int sock_recvmany (lua_State *L) {
     size_t len = b->mm[i].msg_len;
     int k;
     lua_createtable(L, 3, 0);
+    /* with MSG_TRUNC a datagram or record socket reports the real
+       length and writes min(length, max) bytes: an entry is made of the
+       bytes this call received, or is an error, never more (checkbatch
+       keeps streams out, where the count is of bytes not written) */
     if (len > (size_t)max || (h->msg_flags & MSG_TRUNC)) {
       lua_pushboolean(L, 0);
       lua_pushliteral(L, "EMSGSIZE");

@@ -37,11 +37,11 @@ static int checkanyfd (lua_State *L, int arg) {
 }
 
 
-static Socket *checkunix (lua_State *L, const char *what) {
+/* an open unix socket at 1, or raise as misuse (SPEC §1's form) */
+static Socket *checkunix (lua_State *L, const char *fname) {
   Socket *s = sockit_checksocket(L, 1);
   if (s->family != AF_UNIX)
-    luaL_error(L, "%s needs a unix socket, not %s", what,
-               sockit_familyname(s->family));
+    sockit_kinderror(L, fname, "unix socket", sockit_familyname(s->family));
   return s;
 }
 

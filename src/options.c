@@ -15,6 +15,7 @@
 
 enum optkind {
   OPT_BOOL, OPT_INT, OPT_LINGER, OPT_ERROR,
+  OPT_HOPS,      /* multicast_ttl: 0..255, a TTL (inet) or hop limit (inet6) */
   OPT_MIF,       /* multicast_if: an address (inet) or interface (inet6) */
   OPT_MEMBER,    /* add_membership / drop_membership: write-only */
   OPT_INHERIT    /* inheritable: FD_CLOEXEC cleared (fcntl, not sockopt) */
@@ -46,7 +47,7 @@ static const Option options[] = {
   {"v6only", IPPROTO_IPV6, IPV6_V6ONLY, OPT_BOOL, 0, 0},
   {"multicast_loop", IPPROTO_IP, IP_MULTICAST_LOOP, OPT_BOOL,
    IPPROTO_IPV6, IPV6_MULTICAST_LOOP},
-  {"multicast_ttl", IPPROTO_IP, IP_MULTICAST_TTL, OPT_INT,
+  {"multicast_ttl", IPPROTO_IP, IP_MULTICAST_TTL, OPT_HOPS,
    IPPROTO_IPV6, IPV6_MULTICAST_HOPS},
   {"multicast_if", IPPROTO_IP, IP_MULTICAST_IF, OPT_MIF,
    IPPROTO_IPV6, IPV6_MULTICAST_IF},
@@ -84,70 +85,120 @@ static void optfor (const Socket *s, const Option *o, int *level, int *opt) {
 
 
 /*
-** An interface at 'arg': a name ("lo"), an index, or (IPv4 only) one of
-** its addresses. Returns its index (0: none given) and, for an address,
-** fills 'addr'. An unknown name is ENODEV, returned in '*err'.
+** An interface at stack index 'idx': a name ("lo"), an index, or (IPv4
+** only) one of its addresses. Returns its index (0: none given) and, for
+** an address, fills 'addr'. An unknown name is ENODEV, returned in
+** '*err'. Misuse raises as argument 'arg' (setoption's value, which may
+** be a table holding the interface), with 'where' after the text
+** ("" or " at [2]").
 */
-static unsigned checkiface (lua_State *L, int arg, int family,
-                            struct in_addr *addr, int *err) {
+static unsigned checkiface (lua_State *L, int idx, int arg, const char *where,
+                            int family, struct in_addr *addr, int *err) {
   const char *name;
-  unsigned idx;
+  unsigned ifindex;
   *err = 0;
-  if (lua_isnoneornil(L, arg))
-    return 0;
-  if (lua_type(L, arg) == LUA_TNUMBER) {
-    lua_Integer i = luaL_checkinteger(L, arg);
-    luaL_argcheck(L, 0 <= i && i <= INT_MAX, arg, "invalid interface index");
-    return (unsigned)i;
+  switch (lua_type(L, idx)) {
+    case LUA_TNONE: case LUA_TNIL:
+      return 0;
+    case LUA_TNUMBER: {
+      int isint;
+      lua_Integer i = lua_tointegerx(L, idx, &isint);
+      if (!isint || i < 0 || i > INT_MAX)
+        luaL_argerror(L, arg, lua_pushfstring(L,
+          "invalid interface index%s", where));
+      return (unsigned)i;
+    }
+    case LUA_TSTRING:
+      break;
+    default:
+      luaL_argerror(L, arg, lua_pushfstring(L,
+        "interface (a name, index or address) expected%s, got %s", where,
+        luaL_typename(L, idx)));
   }
-  name = luaL_checkstring(L, arg);
+  name = lua_tostring(L, idx);
   if (family == AF_INET && addr != NULL && inet_pton(AF_INET, name, addr) == 1)
     return 0;
-  if ((idx = if_nametoindex(name)) == 0)
+  if ((ifindex = if_nametoindex(name)) == 0)
     *err = errno ? errno : ENODEV;
-  return idx;
+  return ifindex;
+}
+
+
+/*
+** The group of a membership for a socket of 'family': fills 'g4' and
+** returns 1 for an IPv4 group, fills 'g6' and returns 0 for an IPv6 one.
+** An inet6 socket takes both: Linux lets an AF_INET6 socket join IPv4
+** groups (at IPPROTO_IP), and a dual-stack one then receives their
+** datagrams; a v4-mapped group ("::ffff:239.1.2.3") is the IPv4 one.
+*/
+static int checkgroup (lua_State *L, int family, const char *group,
+                       struct in_addr *g4, struct in6_addr *g6) {
+  if (family == AF_INET) {
+    if (inet_pton(AF_INET, group, g4) != 1)
+      luaL_argerror(L, 3, lua_pushfstring(L,
+        "'%s' is not an IPv4 group address", group));
+    return 1;
+  }
+  if (inet_pton(AF_INET6, group, g6) == 1) {
+    if (!IN6_IS_ADDR_V4MAPPED(g6))
+      return 0;
+    memcpy(g4, &g6->s6_addr[12], sizeof(*g4));
+    return 1;
+  }
+  if (inet_pton(AF_INET, group, g4) != 1)
+    luaL_argerror(L, 3, lua_pushfstring(L,
+      "'%s' is not an IPv4 or IPv6 group address", group));
+  return 1;
 }
 
 
 /*
 ** add_membership / drop_membership: the value is a group address, or a
-** table {group, interface} (interface as checkiface takes it).
+** table {group, interface} (interface as checkiface takes it: for an
+** IPv4 group, an IPv4 address too).
 */
 static int setmember (lua_State *L, Socket *s, const Option *o) {
-  int level, opt, err = 0;
-  const char *group;
-  int ifarg;
-  optfor(s, o, &level, &opt);
+  int err = 0;
+  const char *group, *where = "";
+  int ifidx;
   if (lua_istable(L, 3)) {
-    lua_rawgeti(L, 3, 1);
+    if (lua_rawgeti(L, 3, 1) != LUA_TSTRING)
+      return luaL_argerror(L, 3, lua_pushfstring(L,
+               "group (a string) expected at [1], got %s",
+               luaL_typename(L, -1)));
     lua_rawgeti(L, 3, 2);
-    group = luaL_checkstring(L, -2);
-    ifarg = lua_gettop(L);
+    group = lua_tostring(L, -2);
+    ifidx = lua_gettop(L);
+    where = " at [2]";
   }
   else {
-    group = luaL_checkstring(L, 3);
+    if (lua_type(L, 3) != LUA_TSTRING)
+      return luaL_typeerror(L, 3, "group or {group, interface}");
+    group = lua_tostring(L, 3);
     lua_pushnil(L);
-    ifarg = lua_gettop(L);
+    ifidx = lua_gettop(L);
   }
-  if (s->family == AF_INET) {
-    struct ip_mreqn m;
-    memset(&m, 0, sizeof(m));
-    if (inet_pton(AF_INET, group, &m.imr_multiaddr) != 1)
-      return luaL_argerror(L, 3, lua_pushfstring(L,
-               "'%s' is not an IPv4 group address", group));
-    m.imr_ifindex = (int)checkiface(L, ifarg, AF_INET, &m.imr_address, &err);
-    if (err == 0 && setsockopt(s->fd, level, opt, &m, sizeof(m)) != 0)
-      err = errno;
-  }
-  else if (s->family == AF_INET6) {
-    struct ipv6_mreq m;
-    memset(&m, 0, sizeof(m));
-    if (inet_pton(AF_INET6, group, &m.ipv6mr_multiaddr) != 1)
-      return luaL_argerror(L, 3, lua_pushfstring(L,
-               "'%s' is not an IPv6 group address", group));
-    m.ipv6mr_interface = checkiface(L, ifarg, AF_INET6, NULL, &err);
-    if (err == 0 && setsockopt(s->fd, level, opt, &m, sizeof(m)) != 0)
-      err = errno;
+  if (s->family == AF_INET || s->family == AF_INET6) {
+    struct in_addr g4;
+    struct in6_addr g6;
+    if (checkgroup(L, s->family, group, &g4, &g6)) {
+      struct ip_mreqn m;
+      memset(&m, 0, sizeof(m));
+      m.imr_multiaddr = g4;
+      m.imr_ifindex = (int)checkiface(L, ifidx, 3, where, AF_INET,
+                                      &m.imr_address, &err);
+      if (err == 0 && setsockopt(s->fd, o->level, o->opt, &m, sizeof(m)) != 0)
+        err = errno;
+    }
+    else {
+      struct ipv6_mreq m;
+      memset(&m, 0, sizeof(m));
+      m.ipv6mr_multiaddr = g6;
+      m.ipv6mr_interface = checkiface(L, ifidx, 3, where, AF_INET6, NULL,
+                                      &err);
+      if (err == 0 && setsockopt(s->fd, o->level6, o->opt6, &m, sizeof(m)) != 0)
+        err = errno;
+    }
   }
   else
     err = ENOPROTOOPT;
@@ -160,22 +211,26 @@ static int setmember (lua_State *L, Socket *s, const Option *o) {
 }
 
 
-/* multicast_if: an interface (name or index), or an IPv4 address */
+/*
+** multicast_if: an interface (name or index), or an IPv4 address. On an
+** inet6 socket a name or index sets the interface of IPv6 sends and of
+** IPv4 ones (a dual-stack socket's sends to an IPv4 group take the IPv4
+** options); an IPv4 address sets the IPv4 one only.
+*/
 static int setmif (lua_State *L, Socket *s, const Option *o) {
-  int level, opt, err = 0, rc;
+  int err = 0, rc = 0;
+  struct ip_mreqn m;
   luaL_checkany(L, 3);
-  optfor(s, o, &level, &opt);
-  if (s->family == AF_INET) {
-    struct ip_mreqn m;
-    memset(&m, 0, sizeof(m));
-    m.imr_ifindex = (int)checkiface(L, 3, AF_INET, &m.imr_address, &err);
-    rc = err ? -1 : setsockopt(s->fd, level, opt, &m, sizeof(m));
+  memset(&m, 0, sizeof(m));
+  m.imr_ifindex = (int)checkiface(L, 3, 3, "", AF_INET, &m.imr_address, &err);
+  if (err == 0 && s->family == AF_INET6 &&
+      !(lua_type(L, 3) == LUA_TSTRING && m.imr_ifindex == 0)) {
+    int idx = m.imr_ifindex;
+    rc = setsockopt(s->fd, o->level6, o->opt6, &idx, sizeof(idx));
   }
-  else {
-    int idx = (int)checkiface(L, 3, AF_INET6, NULL, &err);
-    rc = err ? -1 : setsockopt(s->fd, level, opt, &idx, sizeof(idx));
-  }
-  if (rc != 0)
+  if (err == 0 && rc == 0)
+    rc = setsockopt(s->fd, o->level, o->opt, &m, sizeof(m));
+  if (err != 0 || rc != 0)
     return sockit_fail(L, err ? err : errno, "setoption", o->name);
   lua_pushboolean(L, 1);
   return 1;
@@ -229,6 +284,12 @@ int sock_setoption (lua_State *L) {
       ival = (int)v;
       break;
     }
+    case OPT_HOPS: {   /* the kernel said EINVAL past 255: misuse, as -1 */
+      lua_Integer v = luaL_checkinteger(L, 3);
+      luaL_argcheck(L, 0 <= v && v <= 255, 3, "multicast_ttl must be 0..255");
+      ival = (int)v;
+      break;
+    }
     case OPT_LINGER:
       memset(&lg, 0, sizeof(lg));
       if (lua_isboolean(L, 3)) {
@@ -249,6 +310,11 @@ int sock_setoption (lua_State *L) {
                            "option '%s' is read-only", o->name));
   }
   if (setsockopt(s->fd, level, opt, val, len) != 0)
+    return sockit_fail(L, errno, "setoption", o->name);
+  /* multicast_loop and multicast_ttl of an inet6 socket: the IPv4 ones
+     too, which its sends to IPv4 groups (dual stack) go by */
+  if (s->family == AF_INET6 && o->level6 != 0 &&
+      setsockopt(s->fd, o->level, o->opt, val, len) != 0)
     return sockit_fail(L, errno, "setoption", o->name);
   lua_pushboolean(L, 1);
   return 1;
@@ -283,7 +349,7 @@ int sock_getoption (lua_State *L) {
     case OPT_BOOL:
       lua_pushboolean(L, ival != 0);
       break;
-    case OPT_INT:
+    case OPT_INT: case OPT_HOPS:
       lua_pushinteger(L, ival);
       break;
     case OPT_LINGER:

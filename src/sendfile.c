@@ -38,15 +38,17 @@ static int checkfilefd (lua_State *L, int arg) {
 */
 static int sock_sendfile (lua_State *L) {
   Socket *s = sockit_checksocket(L, 1);
-  int in = checkfilefd(L, 2);
+  int in;
+  if (s->type != SOCK_STREAM)
+    return sockit_kinderror(L, "sendfile", "stream socket",
+                            sockit_typename(s->type));
+  in = checkfilefd(L, 2);
   lua_Integer off = luaL_optinteger(L, 3, 0);
   lua_Integer count;
   off_t pos;
   lua_Integer total = 0;
   Wait wt = WAIT_INIT(L);
   luaL_argcheck(L, off >= 0, 3, "offset must not be negative");
-  if (s->type != SOCK_STREAM)
-    return luaL_error(L, "sendfile needs a stream socket");
   if (lua_isnoneornil(L, 4)) {
     struct stat st;
     if (fstat(in, &st) != 0)

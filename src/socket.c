@@ -181,6 +181,19 @@ static int again (lua_State *L, int msg) {
 }
 
 
+/*
+** A socket of a kind the method does not apply to (sendfds on inet,
+** recvmany on a stream): misuse, raised in SPEC §1's form with the socket
+** as argument #1, as core.methods.f(s, ...) counts it. (luaL_argerror
+** would say "calling 'f' on bad self" for a method call.)
+*/
+int sockit_kinderror (lua_State *L, const char *fname, const char *expected,
+                      const char *got) {
+  return luaL_error(L, "bad argument #1 to '%s' (%s expected, got %s)",
+                    fname, expected, got);
+}
+
+
 /* a socket or a plain integer descriptor (the poller takes both) */
 int sockit_optfd (lua_State *L, int arg) {
   if (lua_type(L, arg) == LUA_TNUMBER) {
@@ -210,26 +223,86 @@ static int sock_close (lua_State *L) {
 }
 
 
+/*
+** An IPv4-mapped IPv6 address (a v4 client of a dual-stack socket) as
+** the IPv4 one, in place: what conn:peer() and conn:addr() show.
+*/
+static void unmap (struct sockaddr_storage *ss, socklen_t *len) {
+  const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+  if (ss->ss_family == AF_INET6 && *len >= sizeof(*sin6) &&
+      IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = sin6->sin6_port;
+    memcpy(&sin.sin_addr, &sin6->sin6_addr.s6_addr[12], sizeof(sin.sin_addr));
+    memcpy(ss, &sin, sizeof(sin));
+    *len = sizeof(sin);
+  }
+}
+
+
+/* has the kernel given the socket a local address (a port, or a name)? */
+static int isbound (const struct sockaddr_storage *ss, socklen_t len) {
+  switch (ss->ss_family) {
+    case AF_INET:
+      return ((const struct sockaddr_in *)ss)->sin_port != 0;
+    case AF_INET6:
+      return ((const struct sockaddr_in6 *)ss)->sin6_port != 0;
+    case AF_UNIX:
+      return len > offsetof(struct sockaddr_un, sun_path);
+    default:
+      return 0;
+  }
+}
+
+
+/*
+** The state shown is what sockit saw the socket do, unless it saw no
+** more than a bind: a socket adopted with core.fromfd, or bound by the
+** kernel on a first sendto, may be bound, listening or connected
+** already, and then the kernel says which.
+*/
 static int sock_tostring (lua_State *L) {
   Socket *s = sockit_tosocket(L, 1);
   struct sockaddr_storage ss;
   socklen_t len;
   char local[SOCKIT_ADDRSTRLEN], peer[SOCKIT_ADDRSTRLEN];
+  int state, bound = 0, connected = 0;
   if (s->fd == -1) {
     lua_pushliteral(L, SOCKIT_SOCKET "{closed}");
     return 1;
   }
   local[0] = peer[0] = '\0';
   len = sizeof(ss);
-  if (getsockname(s->fd, (struct sockaddr *)&ss, &len) == 0)
+  if (getsockname(s->fd, (struct sockaddr *)&ss, &len) == 0) {
+    bound = isbound(&ss, len);
+    unmap(&ss, &len);
     sockit_fmtaddr((struct sockaddr *)&ss, len, local, sizeof(local));
+  }
   len = sizeof(ss);
-  if (getpeername(s->fd, (struct sockaddr *)&ss, &len) == 0)
+  if (getpeername(s->fd, (struct sockaddr *)&ss, &len) == 0) {
+    connected = 1;
+    unmap(&ss, &len);
     sockit_fmtaddr((struct sockaddr *)&ss, len, peer, sizeof(peer));
+  }
+  state = s->state;
+  if (state == ST_FRESH || state == ST_BOUND) {
+    int listening = 0;
+    socklen_t ilen = sizeof(listening);
+    if (connected)
+      state = ST_CONNECTED;
+    else if (s->type != SOCK_DGRAM &&
+             getsockopt(s->fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) == 0
+             && listening)
+      state = ST_LISTENING;
+    else if (bound)
+      state = ST_BOUND;
+  }
   lua_pushfstring(L, SOCKIT_SOCKET "{%s %s fd=%d%s%s%s%s %s}",
                   sockit_familyname(s->family), sockit_typename(s->type),
                   s->fd, local[0] ? " " : "", local,
-                  peer[0] ? " -> " : "", peer, statenames[s->state]);
+                  peer[0] ? " -> " : "", peer, statenames[state]);
   return 1;
 }
 

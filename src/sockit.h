@@ -145,6 +145,8 @@ typedef struct Wait {
 int sockit_waitfor (Socket *s, int events, Wait *w);
 int sockit_interrupted (lua_State *L);
 int sockit_optfd (lua_State *L, int arg);
+int sockit_kinderror (lua_State *L, const char *fname, const char *expected,
+                      const char *got);
 const char *sockit_familyname (int family);
 const char *sockit_typename (int type);
 void sockit_opensocket (lua_State *L);

@@ -574,6 +574,7 @@ write. On failure 'sent' says how many bytes had gone.
 local sendfile1   -- the loop of conn:sendfile, below
 function Conn:sendfile (file, offset, count)
   checkopen(self)
+  file = fdpass.checkfile(file, "sendfile", 2)
   offset = checkcount(offset, 2, "offset", 0)
   count = checkcount(count, 3, "count", nil)
   if self._wbusy then
@@ -768,9 +769,10 @@ M.UnixConn = UnixConn
 
 --[[
 conn:sendfds(data, fd1 [, ...]) -> #data | nil, msg, code, sent
-Sends 'data' (at least one byte) with the descriptors: sockets (core or
-sockit objects' .socket), Lua files (io.open) or integers. Every byte is
-sent, as write does; the descriptors go with the first byte.
+Sends 'data' (at least one byte) with the descriptors: sockets (core
+sockets, or sockit objects holding one: conns, listeners, endpoints),
+Lua files (io.open) or integers. Every byte is sent, as write does; the
+descriptors go with the first byte.
 ]]
 function UnixConn:sendfds (data, ...)
   checkopen(self)
@@ -778,11 +780,15 @@ function UnixConn:sendfds (data, ...)
   elseif type(data) ~= "string" then
     argerror(1, "sendfds", "string expected, got " .. type(data), 2)
   end
+  if data == "" then
+    argerror(1, "sendfds", "a stream needs at least one byte of data with descriptors", 2)
+  end
+  local fds = fdpass.checkfds("sendfds", 2, ...)
   if self._wbusy then   -- a write waits: take turns (see writeturn)
     local ok, msg, code = writeturn(self, "sendfds: ")
     if not ok then return nil, msg, code, 0 end
   end
-  local n, d, code, sent = fdpass.send(self, data, ...)
+  local n, d, code, sent = fdpass.send(self, data, fds)
   if not n then return nil, d, code, sent end         -- d: the message
   local len = #data
   if n < len then   -- the stream took part (with the descriptors): the rest
@@ -805,6 +811,7 @@ the caller's to close, or to adopt with sockit.core.fromfd.
 function UnixConn:recvfds (max, maxfds)
   checkopen(self)
   max = checkmax(max, "recvfds")
+  maxfds = fdpass.checkmaxfds(maxfds, "recvfds", 2)
   local buffered = frombuffer(self, max)
   if buffered then return buffered, {} end
   return fdpass.recv(self, max, maxfds)

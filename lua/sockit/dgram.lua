@@ -350,15 +350,20 @@ function Batch:recvmany (n, max)
 end
 
 
+-- the core skips an item {false}: what every error entry becomes
+local SKIP = {false}
+
 --[[
 ep:sendmany(list [, address]) -> #list | nil, msg, code, sent
 Sends the datagrams of 'list' in order, 1024 per system call. An item
 is a string (or number), sent to 'address' or, without one, to the
 connected peer; or a table {data, address} with its own destination
-({data} alone: as a string). The count is #list once all went; on
-failure 'sent' says how many did (list[sent + 1] is the one that
-failed). Addresses are parsed once per call, however many items share
-one.
+({data} alone: as a string). A table whose data is false (recvmany's
+entry for a datagram too long) is skipped, and counted as done, so
+ep:sendmany(ep:recvmany(n)) echoes. The count is #list once all went;
+on failure 'sent' says how many were done (list[sent + 1] is the one
+that failed). Addresses are parsed once per call, however many items
+share one.
 ]]
 function Batch:sendmany (list, address)
   checkopen(self)
@@ -377,22 +382,26 @@ function Batch:sendmany (list, address)
         v = tostring(v)
       elseif t == "table" then
         local data, a = v[1], v[2]
-        if type(data) == "number" then data = tostring(data)
-        elseif type(data) ~= "string" then
-          argerror(1, "sendmany", sformat("item %d: string expected at [1], got %s",
-                                          i, type(data)), 2)
-        end
-        if a == nil then
-          v = data
+        if data == false then
+          v = SKIP           -- recvmany's entry for a datagram too long
         else
-          parsed = parsed or {}
-          local d = parsed[a]
-          if not d then
-            d = {destination(self, a, 1, "sendmany", 3)}
-            parsed[a] = d
+          if type(data) == "number" then data = tostring(data)
+          elseif type(data) ~= "string" then
+            argerror(1, "sendmany", sformat("item %d: string expected at [1], got %s",
+                                            i, type(data)), 2)
           end
-          v = {data, d[1], d[2]}
-          addressed = true
+          if a == nil then
+            v = data
+          else
+            parsed = parsed or {}
+            local d = parsed[a]
+            if not d then
+              d = {destination(self, a, 1, "sendmany", 3)}
+              parsed[a] = d
+            end
+            v = {data, d[1], d[2]}
+            addressed = true
+          end
         end
       else
         argerror(1, "sendmany", sformat("item %d is a %s, string or table expected",
@@ -417,10 +426,12 @@ A unixgram endpoint sends descriptors only to its connected peer
 local Fds = {}
 
 -- ep:sendfds(data, fd1 [, ...]) -> #data: one datagram or record with them
+-- (descriptors as conn:sendfds takes them)
 function Fds:sendfds (data, ...)
   checkopen(self)
   data = checkdata(data, "sendfds")
-  local n, msg, code, sent = fdpass.send(self, data, ...)
+  local fds = fdpass.checkfds("sendfds", 2, ...)
+  local n, msg, code, sent = fdpass.send(self, data, fds)
   if not n then return nil, msg, code, sent end
   return n          -- a datagram or record goes whole
 end
@@ -429,6 +440,7 @@ end
 function Fds:recvfds (max, maxfds)
   checkopen(self)
   max = checkmax(max, "recvfds")
+  maxfds = fdpass.checkmaxfds(maxfds, "recvfds", 2)
   return fdpass.recv(self, max, maxfds)
 end
 
