@@ -2,6 +2,7 @@
 
 local H = require "support.helpers"
 local core = require "sockit.core"
+local N = require "support.net"
 
 describe("core regressions", function()
   -- sendto on an unconnected unix datagram socket whose receiver's queue
@@ -61,14 +62,8 @@ describe("core regressions", function()
     assert.are.equal("closefd fd " .. fd .. ": Bad file descriptor", msg)
     f:close(); a:close(); b:close()
   end)
-  -- a free port on 127.0.0.1 (bound, read, closed)
-  local function free_port()
-    local t = assert(core.socket("inet", "stream"))
-    assert(t:bind("127.0.0.1", 0))
-    local _, port = t:getsockname()
-    t:close()
-    return port
-  end
+  -- a port on 127.0.0.1 where nothing listens
+  local function free_port() return N.closed_port(N.by_name.inet) end
 
   -- getoption("error") reads SO_ERROR, which clears it: the finishing
   -- connect then saw 0 and said true on a socket with no peer

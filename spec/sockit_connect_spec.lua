@@ -7,17 +7,12 @@ local sockit = require "sockit"
 local core = require "sockit.core"
 local wait = require "sockit.wait"
 local H = require "support.helpers"
+local N = require "support.net"
 
 local v6, v6why = H.have_ipv6()
 
 -- a port on 127.0.0.1 where nothing listens
-local function closed_port()
-  local s = assert(core.socket("inet", "stream"))
-  assert(s:bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local function closed_port() return N.closed_port(N.by_name.inet) end
 
 --[[
 A loopback listener whose accept queue is full, so that a new connect

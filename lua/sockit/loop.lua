@@ -230,6 +230,30 @@ local function leave_more (more, fd, task)
   end
 end
 
+-- 'task' parks on fd: first (readers or writers) if no other task is
+-- there, else at the end of the line behind it ('more')
+local function enpark (first, more, fd, task)
+  local t = first[fd]
+  if not t or t == task then
+    first[fd] = task
+    return
+  end
+  local list = more[fd]
+  if not list then list = {}; more[fd] = list end
+  list[#list + 1] = task
+end
+
+-- 'task', parked on fd, is woken for 'why': out of 'first' (readers or
+-- writers) or the line behind it ('more': rmore or wmore)
+local function unpark (first, more, fd, task, why)
+  if first[fd] == task then
+    first[fd] = nil
+    if more[fd] then wake_more(first, more, fd, why) end
+  elseif more[fd] then
+    leave_more(more, fd, task)
+  end
+end
+
 -- wake a parked task, with why false (ready), "timeout" or "closed";
 -- true if it was parked
 function wake (task, why)
@@ -238,18 +262,8 @@ function wake (task, why)
   task.why = why
   local fd = task.fd
   if fd then
-    if readers[fd] == task then
-      readers[fd] = nil
-      if rmore[fd] then wake_more(readers, rmore, fd, why) end
-    elseif rmore[fd] then
-      leave_more(rmore, fd, task)
-    end
-    if writers[fd] == task then
-      writers[fd] = nil
-      if wmore[fd] then wake_more(writers, wmore, fd, why) end
-    elseif wmore[fd] then
-      leave_more(wmore, fd, task)
-    end
+    unpark(readers, rmore, fd, task, why)
+    unpark(writers, wmore, fd, task, why)
     task.fd = false
     nparked_io = nparked_io - 1
     if not edge and poller then level_update(fd) end
@@ -357,27 +371,15 @@ local function park (sock, events, deadline, shared)
       if rdco[fd] or (r and r ~= task and not (shared and events == "r")) then
         return nil, "another task is already reading this socket", "EBUSY"
       end
-      if r and r ~= task then
-        local list = rmore[fd]
-        if not list then list = {}; rmore[fd] = list end
-        list[#list + 1] = task
-      else
-        readers[fd] = task
-      end
+      enpark(readers, rmore, fd, task)
     end
     if events ~= "r" then
       local w = writers[fd]
-      if w and w ~= task then
-        if not (shared and events == "w") then
-          if readers[fd] == task then readers[fd] = nil end
-          return nil, "another task is already writing this socket", "EBUSY"
-        end
-        local list = wmore[fd]
-        if not list then list = {}; wmore[fd] = list end
-        list[#list + 1] = task
-      else
-        writers[fd] = task
+      if w and w ~= task and not (shared and events == "w") then
+        if readers[fd] == task then readers[fd] = nil end
+        return nil, "another task is already writing this socket", "EBUSY"
       end
+      enpark(writers, wmore, fd, task)
     end
     if not edge then level_update(fd) end
     task.fd = fd
