@@ -48,6 +48,8 @@ static int sock_sendfile (lua_State *L) {
   off_t pos;
   lua_Integer total = 0;
   Wait wt = WAIT_INIT(L);
+  SysNoPipe np;
+  int err = 0;
   luaL_argcheck(L, off >= 0, 3, "offset must not be negative");
   if (lua_isnoneornil(L, 4)) {
     struct stat st;
@@ -62,33 +64,33 @@ static int sock_sendfile (lua_State *L) {
     luaL_argcheck(L, count >= 0, 4, "count must not be negative");
   }
   pos = (off_t)off;
+  if ((err = sys_nopipe_begin(&np)) != 0)
+    return sockit_fail(L, err, "sendfile", NULL);
   while (total < count) {
     lua_Integer left = count - total;
     size_t chunk = (left > (1 << 30)) ? (size_t)1 << 30 : (size_t)left;
     size_t n;
-    int err = sys_sendfile(s->fd, in, &pos, chunk, &n);
+    err = sys_sendfile(&np, s->fd, in, &pos, chunk, &n);
     if (err == 0 && n > 0) {
       total += (lua_Integer)n;
       continue;
     }
     if (err == 0)   /* the file ended */
       break;
-    else {
-      if (err == EAGAIN) {
-        if (s->timeout == 0) {
-          if (total > 0) break;
-        }
-        else {
-          if ((err = sockit_waitfor(s, POLLOUT, &wt)) == 0)
-            continue;
-          if (total > 0) break;
-        }
+    if (err == EAGAIN) {
+      if (s->timeout == 0 || (err = sockit_waitfor(s, POLLOUT, &wt)) != 0) {
+        if (total > 0) err = 0;   /* report what went */
+        break;
       }
-      else if (total > 0 && err != EPIPE && err != ECONNRESET)
-        break;   /* report what went; the next call says why */
-      return sockit_fail(L, err, "sendfile", NULL);
+      continue;
     }
+    if (total > 0 && err != EPIPE && err != ECONNRESET)
+      err = 0;   /* report what went; the next call says why */
+    break;
   }
+  sys_nopipe_end(&np);   /* (nothing above raises) */
+  if (err != 0)
+    return sockit_fail(L, err, "sendfile", NULL);
   lua_pushinteger(L, total);
   return 1;
 }

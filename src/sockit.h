@@ -20,6 +20,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <signal.h>
 #include <netinet/in.h>
 
 #include "lua.h"
@@ -84,7 +85,16 @@ int sys_socketpair (int type, int fds[2]);
 int sys_setnonblock (int fd);
 int sys_close (int fd);
 size_t sys_cmsg_fds (struct msghdr *msg, int *fds, size_t max);
-int sys_sendfile (int out, int in, off_t *pos, size_t count, size_t *sent);
+/* SIGPIPE blocked around one s:sendfile (sys.c) */
+typedef struct SysNoPipe {
+  sigset_t old;
+  int masked;     /* the mask was changed: end restores it */
+  int raised;     /* a sendfile said EPIPE: end takes its SIGPIPE back */
+} SysNoPipe;
+int sys_nopipe_begin (SysNoPipe *np);
+void sys_nopipe_end (SysNoPipe *np);
+int sys_sendfile (SysNoPipe *np, int out, int in, off_t *pos, size_t count,
+                  size_t *sent);
 /* }====================================================== */
 
 

@@ -134,39 +134,63 @@ int sys_close (int fd) {
 /*
 ** {======================================================
 ** sendfile(2) without SIGPIPE. It has no MSG_NOSIGNAL: a peer that has
-** gone would kill the process (SPEC §1: never). So SIGPIPE is blocked in
-** this thread around the call, and the one the call raised, if it said
-** EPIPE, is taken back with sigtimedwait before the mask is restored. A
-** SIGPIPE already pending (the program blocks it and one waits) is not
-** ours to take: then the call runs as it is, the signal stays blocked.
-** Returns 0 ('*sent' the bytes taken) or an errno; EINTR is retried.
+** gone would kill the process (SPEC §1: never). So s:sendfile blocks
+** SIGPIPE in this thread for the whole call (sys_nopipe_begin), and the
+** one a sendfile that said EPIPE raised is taken back with sigtimedwait
+** before the mask is restored (sys_nopipe_end): three system calls per
+** s:sendfile, not per sendfile(2) chunk. A SIGPIPE already pending (the
+** program blocks it and one waits) is not ours to take: then the call
+** runs as it is, the signal stays blocked. Nothing between begin and end
+** may raise a Lua error (the mask would stay).
 ** =======================================================
 */
-int sys_sendfile (int out, int in, off_t *pos, size_t count, size_t *sent) {
-  sigset_t pipe, old, pending;
-  int masked = 0, err = 0;
-  ssize_t n;
-  sigemptyset(&pipe);
-  sigaddset(&pipe, SIGPIPE);
+int sys_nopipe_begin (SysNoPipe *np) {
+  sigset_t pending;
+  np->masked = 0;
+  np->raised = 0;
   if (sigpending(&pending) != 0)
     return errno;
   if (!sigismember(&pending, SIGPIPE)) {
-    if ((err = pthread_sigmask(SIG_BLOCK, &pipe, &old)) != 0)
+    sigset_t pipe;
+    int err;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    if ((err = pthread_sigmask(SIG_BLOCK, &pipe, &np->old)) != 0)
       return err;
-    masked = 1;
+    np->masked = 1;
   }
+  return 0;
+}
+
+void sys_nopipe_end (SysNoPipe *np) {
+  if (!np->masked)
+    return;
+  if (np->raised) {
+    static const struct timespec now = {0, 0};
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    while (sigtimedwait(&pipe, NULL, &now) < 0 && errno == EINTR)
+      ;   /* EAGAIN: none was raised (the pipe was gone before) */
+  }
+  pthread_sigmask(SIG_SETMASK, &np->old, NULL);   /* cannot fail: valid how */
+  np->masked = 0;
+}
+
+/*
+** One sendfile(2), between sys_nopipe_begin and _end. Returns 0 ('*sent'
+** the bytes taken) or an errno; EINTR is retried.
+*/
+int sys_sendfile (SysNoPipe *np, int out, int in, off_t *pos, size_t count,
+                  size_t *sent) {
+  ssize_t n;
+  int err;
   do
     n = sendfile(out, in, pos, count);
   while (n < 0 && errno == EINTR);
   err = (n < 0) ? errno : 0;
-  if (masked) {
-    if (err == EPIPE) {
-      static const struct timespec now = {0, 0};
-      while (sigtimedwait(&pipe, NULL, &now) < 0 && errno == EINTR)
-        ;   /* EAGAIN: none was raised (the pipe was gone before) */
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);   /* cannot fail: valid how */
-  }
+  if (err == EPIPE)
+    np->raised = 1;
   if (err == EWOULDBLOCK)
     err = EAGAIN;
   *sent = (n > 0) ? (size_t)n : 0;
