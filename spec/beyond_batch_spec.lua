@@ -20,6 +20,15 @@ local function udp4()
   return s, port
 end
 
+-- a receiver r that got "ok", a 10-byte datagram and "fine" from a, by
+-- recvmany(8, 4): the middle one is longer than max
+local function one_too_long()
+  local r, rport = udp4()
+  local a, aport = udp4()
+  assert.equal(3, a:sendmany({"ok", "0123456789", "fine"}, "127.0.0.1", rport))
+  return r, a, aport, r:recvmany(8, 4), rport
+end
+
 
 describe("sockit.core sendmany/recvmany", function()
   local fds_before
@@ -49,10 +58,7 @@ describe("sockit.core sendmany/recvmany", function()
   end)
 
   it("recvmany marks a datagram longer than max (EMSGSIZE) and keeps the others", function()
-    local r, rport = udp4()
-    local a, aport = udp4()
-    assert.equal(3, a:sendmany({"ok", "0123456789", "fine"}, "127.0.0.1", rport))
-    local list = r:recvmany(8, 4)
+    local r, a, aport, list = one_too_long()
     assert.equal(3, #list)
     assert.same({"ok", "127.0.0.1", aport}, list[1])
     assert.same({false, "127.0.0.1", aport, code = "EMSGSIZE",
@@ -218,10 +224,7 @@ describe("sockit.core sendmany/recvmany", function()
   -- string) expected at [1]", so the echo s:sendmany(s:recvmany(n)) died
   -- on the first such datagram
   it("sendmany skips recvmany's error entries and counts them as done", function()
-    local r, rport = udp4()
-    local a, aport = udp4()
-    assert.equal(3, a:sendmany({"ok", "0123456789", "fine"}, "127.0.0.1", rport))
-    local list = r:recvmany(8, 4)
+    local r, a, aport, list, rport = one_too_long()
     local bad = list[2]
     assert.is_false(bad[1])
     assert.equal(3, r:sendmany(list))            -- echoed, each to its sender
