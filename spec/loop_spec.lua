@@ -406,7 +406,12 @@ describe("sockit event loop", function()
 
   it("says a task waiting in conn:recv is waiting", function()
     local l, c, peer = connected()
-    local reader = sockit.spawn(function() assert(c:recv()) end)
+    local self_seen
+    local reader
+    reader = sockit.spawn(function()
+      self_seen = tostring(reader)              -- itself, while it runs
+      assert(c:recv())
+    end)
     local seen
     sockit.spawn(function()
       sockit.sleep(0.01)
@@ -416,8 +421,18 @@ describe("sockit event loop", function()
     assert.matches("^sockit.task{ready}$", tostring(reader))
     sockit.run()
     assert.are.equal("sockit.task{waiting}", seen)
+    assert.are.equal("sockit.task{running}", self_seen)
     assert.are.equal("sockit.task{done}", tostring(reader))
     c:close(); peer:close(); l:close()
+  end)
+
+  -- regression: sleep returned true, nil, nil in a task and true outside
+  it("sleep returns true alone, in a task and outside", function()
+    assert.are.equal(1, select("#", sockit.sleep(0)))
+    local n
+    sockit.spawn(function() n = select("#", sockit.sleep(0.001)) end)
+    sockit.run()
+    assert.are.equal(1, n)
   end)
 
   it("a plain coroutine.yield() in a task is resumed with nothing", function()

@@ -162,6 +162,58 @@ for _, kind in ipairs(KINDS) do
       assert.equal(string.rep("z", 100), c:read("l"))
     end)
 
+    -- regression: max_line + 1 bytes with no "\n" waited for one more
+    -- byte (room for a "\r"), even when the last one was not a "\r": the
+    -- read waited out its timeout (or forever) instead of EMSGSIZE
+    it("says EMSGSIZE as soon as a line is known to be too long", function()
+      if skip() then return end
+      local c, s = pair({max_line = 10})
+      s:write(string.rep("q", 11))                 -- 11 bytes, not "\r"
+      local t0 = sockit.now()
+      local v, msg, code = c:read("l")
+      assert.equal("EMSGSIZE", select(2, H.fails(v, msg, code)))
+      assert.is_true(sockit.now() - t0 < 2.5)      -- the timeout is 5 s
+      assert.equal(string.rep("q", 11), c:read(11))
+      -- 10 bytes and a "\r": it may still end in time, so it waits
+      s:write(string.rep("r", 10) .. "\r")
+      c:settimeout(0.05)
+      v, msg, code = c:read("l")
+      assert.equal("ETIMEDOUT", select(2, H.fails(v, msg, code)))
+      s:write("\n")
+      assert.equal(string.rep("r", 10), c:read("l"))
+    end)
+
+    it("reads numerals with 'n', as file:read does", function()
+      if skip() then return end
+      local c, s = pair()
+      s:write("  42\t-3.5e2\n0x10 0x1p4 .5 12abc")
+      local got = {c:read("n", "n", "n", "n", "n", "n")}
+      assert.same({42, -350.0, 16, 16.0, 0.5, 12}, got)
+      assert.equal("integer", math.type(got[1]))
+      assert.equal("float", math.type(got[2]))
+      -- "abc" is no numeral: the read fails and it stays buffered
+      local v, msg, code = c:read("n")
+      H.fails(v, msg, code)
+      assert.equal("EINVAL", code)
+      assert.equal("read: not a numeral at 'abc'", msg)
+      assert.equal("abc", c:read(3))
+      -- a numeral at the end of what has arrived may go on: it waits
+      s:write(" 123")
+      c:settimeout(0.05)
+      v, msg, code = c:read("n")
+      assert.equal("ETIMEDOUT", select(2, H.fails(v, msg, code)))
+      s:write("4e1 ")
+      assert.equal(12340.0, c:read("n"))
+      -- the end of the stream ends one; then "n" says EOF
+      s:write(" 7")
+      s:shutdown("w")
+      c:settimeout(5)
+      assert.equal(7, c:read("n"))
+      v, msg, code = c:read("n")
+      assert.equal("EOF", select(2, H.fails(v, msg, code)))
+      assert.is_nil(c:lines("n")())
+    end)
+
     it("loses nothing when a read times out (bytes in two parts)", function()
       if skip() then return end
       local c, s = pair()
@@ -253,6 +305,19 @@ for _, kind in ipairs(KINDS) do
       assert.equal(c, c:write(table.unpack(pieces)))
       assert.equal(c, c:write())                   -- nothing: fine
       assert.equal(table.concat(pieces), s:read(1500))
+    end)
+
+    -- regression: write returned conn, nil, nil, nil after several
+    -- arguments, a number or none; numbers went as tostring wrote them
+    it("returns conn alone; writes numbers as file:write does", function()
+      if skip() then return end
+      local c, s = pair()
+      assert.equal(1, select("#", c:write("a", "b")))
+      assert.equal(1, select("#", c:write(1)))
+      assert.equal(1, select("#", c:write()))
+      assert.equal(1, select("#", c:write("c")))
+      c:write(3.0, " ", -0.0, " ", 2^63, " ", 7, " ", 0.1, " ", 1/0, "\n")
+      assert.equal("ab1c3 -0 9.2233720368548e+18 7 0.1 inf", s:read("l"))
     end)
 
     it("iterates with lines()", function()
@@ -375,6 +440,7 @@ for _, kind in ipairs(KINDS) do
         function() return c:write("x") end,
         function() return c:lines() end,
         function() return c:settimeout(1) end,
+        function() return c:gettimeout() end,
         function() return c:shutdown("w") end,
         function() return c:peer() end,
         function() return c:addr() end,
@@ -411,6 +477,26 @@ for _, kind in ipairs(KINDS) do
                      err:match("[^/]*$"))
       end
       assert.is_true(c:close())
+    end)
+
+    -- regression: the iterator of a conn closed meanwhile raised at a
+    -- line of conn.lua, not at the loop that called it
+    it("raises at the loop's line when the conn closes under lines()", function()
+      if skip() then return end
+      local c, s = pair()
+      s:write("one\ntwo\n")
+      local here = debug.getinfo(1, "S").short_src:match("[^/]*$")
+      local line
+      local ok, err = pcall(function()
+        for l in c:lines() do
+          assert.equal("one", l)
+          c:close()
+          line = debug.getinfo(1, "l").currentline - 3   -- the for's line
+        end
+      end)
+      assert.is_false(ok)
+      assert.equal(here .. ":" .. line .. ": attempt to use a closed socket",
+                   err:match("[^/]*$"))
     end)
 
     -- regression: once the peer had reset the connection, tostring(conn)
@@ -470,7 +556,7 @@ for _, kind in ipairs(KINDS) do
       end
       raises("bad argument #1 to 'read' (invalid format)", c.read, c, "x")
       raises("bad argument #2 to 'read' (invalid format)", c.read, c, "l", {})
-      raises("bad argument #1 to 'read' (invalid format)", c.read, c, "n")
+      raises("bad argument #1 to 'read' (invalid format)", c.read, c, "*x")
       raises("bad argument #1 to 'read' (negative size)", c.read, c, -1)
       raises("bad argument #1 to 'read' (number has no integer representation)",
              c.read, c, 1.5)

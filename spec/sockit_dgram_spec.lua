@@ -122,7 +122,7 @@ describe("datagram endpoints", function()
     assert.is_true(a:close())
     assert.is_true(a:close())
     assert.equal("sockit.endpoint{closed}", tostring(a))
-    for _, f in ipairs{a.sendto, a.recvfrom, a.send, a.recv, a.addr, a.peer} do
+    for _, f in ipairs{a.sendto, a.recvfrom, a.send, a.recv, a.addr, a.peer, a.gettimeout} do
       local ok, err = pcall(f, a, "x", ":1")
       assert.is_false(ok)
       assert.matches("attempt to use a closed socket$", err)

@@ -159,7 +159,7 @@ describe("sockit.listen", function()
     assert.is_true(l:close())
     assert.is_true(l:close())
     assert.equal("sockit.listener{closed}", tostring(l))
-    for _, f in ipairs{l.accept, l.addr, l.settimeout} do
+    for _, f in ipairs{l.accept, l.addr, l.settimeout, l.gettimeout} do
       local ok, err = pcall(f, l, 1)
       assert.is_false(ok)
       assert.matches("attempt to use a closed socket$", err)
@@ -202,6 +202,25 @@ describe("sockit.listen", function()
       local c = keep(assert(sockit.connect("unix", path, {timeout = 5})))
       keep(assert(l:accept()))
       assert.equal(path, c:peer())
+    end)
+
+    -- regression: a symbolic link to a stale socket file was followed by
+    -- the staleness probe and then removed and replaced by a socket file:
+    -- the user's link was gone
+    it("leaves a symbolic link to a stale socket file alone: EADDRINUSE", function()
+      local target, link = dir .. "/stale-target", dir .. "/link"
+      local old = assert(core.socket("unix", "stream"))
+      assert(old:bind(target))
+      old:close()                                    -- stale: nobody bound
+      assert(os.execute("ln -s " .. H.quote(target) .. " " .. H.quote(link)))
+      local l, msg, code = sockit.listen("unix", link)
+      H.fails(l, msg, code)
+      assert.equal("EADDRINUSE", code)
+      local _, kind = core.fileid(link)
+      assert.equal("other", kind)                    -- still the link
+      assert.equal(target, (H.sh("readlink " .. H.quote(link)):gsub("\n$", "")))
+      local _, tkind = core.fileid(target)
+      assert.equal("socket", tkind)                  -- and its target
     end)
 
     it("refuses a live socket file: EADDRINUSE", function()

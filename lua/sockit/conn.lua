@@ -20,9 +20,10 @@ local open = require "sockit.open"
 local wait = require "sockit.wait"
 local core = require "sockit.core"
 
-local error, pairs, select, setmetatable, tostring, type =
-  error, pairs, select, setmetatable, tostring, type
+local error, pairs, select, setmetatable, tonumber, tostring, type =
+  error, pairs, select, setmetatable, tonumber, tostring, type
 local byte, find, match, sub = string.byte, string.find, string.match, string.sub
+local format_ = string.format
 local concat, pack, unpack = table.concat, table.pack, table.unpack
 local tointeger, math_type = math.tointeger, math.type
 local argerror, format = addr.argerror, addr.format
@@ -175,7 +176,9 @@ local function readline (self, keep, deadline)
   local parts, n, total = {}, 0, #buf - pos + 1
   if total > 0 then n = 1; parts[1] = takeall(self) end
   while true do
-    if total > max + 1 then                   -- +1: a "\r" may end it
+    -- too long already: more than max bytes, unless the one past max
+    -- is a "\r" that a "\n" may follow (it is not the line's then)
+    if total > max and (total > max + 1 or byte(parts[n], -1) ~= 13) then
       putback(self, parts, n)
       return toolong(self)
     end
@@ -271,10 +274,89 @@ local function readn (self, want, deadline)
 end
 
 
+--[[
+"n": a numeral, read as file:read("n") reads one (Lua's liolib
+read_number): leading white space skipped, then the longest prefix that
+fits Lua's numeral syntax (sign, "0x", digits, ".", exponent), at most
+200 characters, converted as tonumber does. White space is consumed as
+it is skipped (as stdio does); everything else stays buffered when the
+read fails (not a numeral: nil, msg, "EINVAL"), times out or meets an
+error. A numeral ends at a character outside its syntax or at the end of
+the stream, so the read waits for one of those: "12" at the end of what
+has arrived may go on.
+]]
+local MAXNUMERAL = 200             -- liolib's L_MAXLENNUM
+
+-- the index just past the numeral at s[i...] (the next character, or the
+-- end of s, is known to end it)
+local function numeral_end (s, i)
+  local function test (set)
+    local c = sub(s, i, i)
+    if c ~= "" and find(set, c, 1, true) then i = i + 1; return true end
+    return false
+  end
+  local function digits (hex)
+    local _, e = find(s, hex and "^%x*" or "^%d*", i)
+    local k = e - i + 1
+    i = e + 1
+    return k
+  end
+  test("-+")
+  local count, hex = 0, false
+  if test("0") then
+    if test("xX") then hex = true else count = 1 end
+  end
+  count = count + digits(hex)
+  if test(".") then count = count + digits(hex) end
+  if count > 0 and test(hex and "pP" or "eE") then
+    test("-+")
+    digits(false)
+  end
+  return i
+end
+
+local function readnumber (self, deadline)
+  local ended = false                 -- the stream's end has been seen
+  while true do
+    local buf, pos = self._buf, self._pos
+    local s = find(buf, "[^ \t\n\v\f\r]", pos)
+    if not s then
+      self._buf, self._pos = "", 1     -- only white space: skipped
+      if ended then return nil, "read: end of stream", "EOF" end
+    else
+      self._pos = s
+      -- the numeral is known once something after it has arrived (or
+      -- the stream has ended): a scan that stops at the end of the
+      -- buffer might go on
+      local e = numeral_end(buf, s)
+      if e <= #buf or ended or e - s > MAXNUMERAL then
+        local v = e - s <= MAXNUMERAL and tonumber(sub(buf, s, e - 1))
+        if not v then
+          return nil, "read: not a numeral at '" .. sub(buf, s, s + 15) .. "'",
+                 "EINVAL"
+        end
+        if e > #buf then self._buf, self._pos = "", 1 else self._pos = e end
+        return v
+      end
+    end
+    -- more is needed (the candidate is at most 200 bytes)
+    local chunk, msg, code = recv1(self, CHUNK, deadline)
+    if chunk then
+      self._buf, self._pos = sub(self._buf, self._pos) .. chunk, 1
+    elseif code == "EOF" then
+      ended = true
+    else
+      return nil, msg, code
+    end
+  end
+end
+
+
 local function read1 (self, f, deadline)
   if f == "l" then return readline(self, false, deadline)
   elseif f == "L" then return readline(self, true, deadline)
   elseif f == "a" then return readall(self, deadline)
+  elseif f == "n" then return readnumber(self, deadline)
   else return readn(self, f, deadline) end
 end
 
@@ -288,7 +370,7 @@ local function checkformat (f, i, fname)
     if n < 0 then argerror(i, fname, "negative size", 3) end
     return n
   elseif t == "string" then
-    local c = match(f, "^%*?([lLa])")
+    local c = match(f, "^%*?([lLan])")
     if c then return c end
   end
   argerror(i, fname, "invalid format", 3)
@@ -385,6 +467,8 @@ function Conn:lines (...)
     local done = false
     return function ()
       if done then return nil end
+      -- (a closed conn raises here, at the loop's line, not in read)
+      if self._closed then error("attempt to use a closed socket", 2) end
       local v, msg, code = self:read(f)
       if v ~= nil then
         if f == "a" then done = true end
@@ -395,6 +479,7 @@ function Conn:lines (...)
     end
   end
   return function ()
+    if self._closed then error("attempt to use a closed socket", 2) end
     local r = pack(self:read(unpack(fmts, 1, n)))
     if r[1] ~= nil then return unpack(r, 1, r.n) end
     if r[3] == "EOF" then return nil end
@@ -495,7 +580,14 @@ local function sendrest (self, sock, list, total, sent, deadline)
   self._wbusy = true
   local r, msg, code, n = sendrest1(self, sock, list, total, sent, deadline)
   writedone(self)
-  return r, msg, code, n
+  if r then return r end      -- conn alone (SPEC: write returns conn)
+  return nil, msg, code, n
+end
+
+-- a number as file:write writes it: "%d", or "%.14g" (3.0 is "3")
+local function numeral (v)
+  if math_type(v) == "integer" then return format_("%d", v) end
+  return format_("%.14g", v)
 end
 
 -- conn:write while another task's write waits: its turn, then the write
@@ -531,7 +623,7 @@ function Conn:write (...)
   for i = 1, nargs do
     local v = list[i]
     if type(v) == "number" then
-      v = tostring(v)
+      v = numeral(v)
       list[i] = v
     elseif type(v) ~= "string" then
       argerror(i, "write", "string expected, got " .. type(v), 2)
@@ -583,7 +675,8 @@ function Conn:sendfile (file, offset, count)
   end
   local r, msg, code, sent = sendfile1(self, file, offset, count)
   writedone(self)
-  return r, msg, code, sent
+  if r then return r end
+  return nil, msg, code, sent
 end
 
 function sendfile1 (self, file, offset, count)
@@ -673,6 +766,7 @@ function Conn:settimeout (t)
 end
 
 function Conn:gettimeout ()
+  checkopen(self)
   return self._timeout or nil
 end
 

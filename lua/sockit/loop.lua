@@ -500,6 +500,7 @@ end
 
 function taskmeta.__tostring (t)
   return ("sockit.task{%s}"):format(t.done and "done" or
+    (t.co == co_running() and "running") or
     ((t.parked or inrdco(t)) and "waiting" or "ready"))
 end
 
@@ -731,7 +732,9 @@ function M.sleep (seconds)
     error("bad argument #1 to 'sleep' (seconds is NaN)", 2)
   end
   if seconds < 0 then seconds = 0 end
-  return wait.wait(nil, nil, now() + seconds)
+  local ok, msg, code = wait.wait(nil, nil, now() + seconds)
+  if ok then return true end   -- one value, in a task or not
+  return nil, msg, code
 end
 
 --[[

@@ -118,10 +118,14 @@ while the file has the umask's permissions.
 ]]
 function M.bindunix (sock, path, mode)
   local ok, msg, code = sock:bind(path)
-  if not ok and code == "EADDRINUSE" and M.isfile(path)
-     and stale(path) then
-    os_remove(path)
-    ok, msg, code = sock:bind(path)
+  if not ok and code == "EADDRINUSE" and M.isfile(path) then
+    -- only a socket file itself (lstat: a symbolic link to a stale one
+    -- is the user's link, left alone), still the same after the probe
+    local id = socketid(path)
+    if id and stale(path) and socketid(path) == id then
+      os_remove(path)
+      ok, msg, code = sock:bind(path)
+    end
   end
   if not ok then return nil, msg, code end
   if not M.isfile(path) then return true end
