@@ -314,9 +314,10 @@ static int sock_sendmany (lua_State *L) {
         lua_settop(L, top - 1);        /* an error entry: skipped */
         continue;
       }
-      if (dt != LUA_TSTRING)
+      if (dt != LUA_TSTRING && dt != LUA_TNUMBER)
         return luaL_argerror(L, 2, lua_pushfstring(L,
-                 "item %I: data (a string) expected at [1]", i + 1));
+                 "item %I: string expected at [1], got %s", i + 1,
+                 luaL_typename(L, -1)));
       data = lua_tolstring(L, -1, &len);
       lua_rawgeti(L, top, 2);
       lua_rawgeti(L, top, 3);
@@ -338,8 +339,8 @@ static int sock_sendmany (lua_State *L) {
       }
       lua_settop(L, top + 1);   /* keep the data string alive */
     }
-    else if (t == LUA_TSTRING) {
-      data = lua_tolstring(L, -1, &len);
+    else if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+      data = lua_tolstring(L, -1, &len);   /* (a number becomes a string) */
       if (common) {
         h->msg_name = &a.ss;
         h->msg_namelen = a.len;
@@ -347,7 +348,7 @@ static int sock_sendmany (lua_State *L) {
     }
     else
       return luaL_argerror(L, 2, lua_pushfstring(L,
-               "item %I is a %s, string or table expected", i + 1,
+               "item %I: string or table expected, got %s", i + 1,
                luaL_typename(L, -1)));
     b->iov[m].iov_base = (void *)(uintptr_t)data;   /* iovec is not const */
     b->iov[m].iov_len = len;

@@ -404,7 +404,7 @@ function Batch:sendmany (list, address)
           end
         end
       else
-        argerror(1, "sendmany", sformat("item %d is a %s, string or table expected",
+        argerror(1, "sendmany", sformat("item %d: string or table expected, got %s",
                                         i, t), 2)
       end
     end
