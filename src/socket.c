@@ -72,7 +72,7 @@ const char *sockit_typename (int type) {
 */
 static const char socket_tag = 0;
 
-static Socket *testsocket (lua_State *L, int arg) {
+Socket *sockit_testsocket (lua_State *L, int arg) {
   Socket *s = (Socket *)lua_touserdata(L, arg);
   if (s != NULL && lua_rawlen(L, arg) == sizeof(Socket) &&
       s->tag == &socket_tag)
@@ -84,10 +84,11 @@ static Socket *testsocket (lua_State *L, int arg) {
 /*
 ** Push a new socket userdata that is still closed (fd -1), so that an
 ** error before the descriptor exists leaves a consistent object and a
-** descriptor stored into it later is owned from that moment on.
+** descriptor stored into it later is owned from that moment on. Its one
+** user value is poller.c's: the pollers that hold it (nil while none).
 */
 Socket *sockit_newsocket (lua_State *L, int family, int type) {
-  Socket *s = (Socket *)lua_newuserdatauv(L, sizeof(Socket), 0);
+  Socket *s = (Socket *)lua_newuserdatauv(L, sizeof(Socket), 1);
   s->tag = &socket_tag;
   s->fd = -1;
   s->family = family;
@@ -95,6 +96,7 @@ Socket *sockit_newsocket (lua_State *L, int family, int type) {
   s->state = ST_FRESH;
   s->timeout = -1;
   s->gso = 0;
+  s->npolled = 0;
   luaL_setmetatable(L, SOCKIT_SOCKET);
   return s;
 }
@@ -102,7 +104,7 @@ Socket *sockit_newsocket (lua_State *L, int family, int type) {
 
 /* a socket, open or closed (for close, __gc, __tostring) */
 Socket *sockit_tosocket (lua_State *L, int arg) {
-  Socket *s = testsocket(L, arg);
+  Socket *s = sockit_testsocket(L, arg);
   if (s == NULL)
     luaL_typeerror(L, arg, SOCKIT_SOCKET);
   return s;
@@ -207,12 +209,19 @@ int sockit_optfd (lua_State *L, int arg) {
 
 /*
 ** close, __gc and __close in one idempotent function (cqueues
-** lso_destroy): mark closed first, then close(2).
+** lso_destroy): mark closed first, then close(2). A socket some poller
+** holds leaves it before: epoll's interest list holds the open file, so
+** if the file lives on in another descriptor (a dup, a child, one passed
+** with SCM_RIGHTS) the entry would outlive close(2) and be reported
+** forever; and EPOLL_CTL_DEL needs the descriptor. A socket in no poller
+** pays one compare.
 */
 static int sock_close (lua_State *L) {
   Socket *s = sockit_tosocket(L, 1);
   if (s->fd != -1) {
     int fd = s->fd, err;
+    if (s->npolled > 0)
+      sockit_unpoll(L, 1, s);
     s->fd = -1;
     s->state = ST_FRESH;
     if ((err = sys_close(fd)) != 0)

@@ -62,6 +62,8 @@ typedef struct Socket {
   double timeout;      /* seconds; < 0 blocks forever, 0 never waits */
   int gso;             /* UDP segmentation offload for sendmany (batch.c):
                           0 not known yet, 1 in use, -1 not available */
+  int npolled;         /* how many pollers hold it as an object (poller.c):
+                          when > 0, closing it takes it out of them first */
 } Socket;
 
 /* the scratch receive buffer, one per module instance (an upvalue) */
@@ -145,6 +147,7 @@ int mod_getaddrinfo (lua_State *L);
 Socket *sockit_newsocket (lua_State *L, int family, int type);
 Socket *sockit_checksocket (lua_State *L, int arg);
 Socket *sockit_tosocket (lua_State *L, int arg);
+Socket *sockit_testsocket (lua_State *L, int arg);
 /* the state of one call's waits (sockit_waitfor): start with WAIT_INIT(L) */
 typedef struct Wait {
   double deadline;   /* 0: not computed yet; < 0: none */
@@ -163,6 +166,7 @@ void sockit_opensocket (lua_State *L);
 int sock_setoption (lua_State *L);
 int sock_getoption (lua_State *L);
 void sockit_openpoller (lua_State *L);
+void sockit_unpoll (lua_State *L, int arg, Socket *s);
 void sockit_openfdpass (lua_State *L);
 void sockit_openbatch (lua_State *L);
 void sockit_opensendfile (lua_State *L);
