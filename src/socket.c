@@ -841,6 +841,32 @@ static int sock_sendv (lua_State *L) {
 */
 
 /*
+** The sender's address for recvfrom, pushed: host, port or path. The
+** kernel gives none for a connected stream; there it is the peer
+** (getpeername), so that an inet stream too returns data, host, port,
+** and "", 0 if the kernel has forgotten the peer already (a reset just
+** after the data came). An unnamed unix peer is "".
+*/
+static int pushfrom (lua_State *L, Socket *s, struct sockaddr_storage *ss,
+                     socklen_t len) {
+  int k = sockit_pushaddr(L, (struct sockaddr *)ss, len);
+  if (k != 0)
+    return k;
+  if (s->family == AF_UNIX) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  len = sizeof(*ss);
+  if (getpeername(s->fd, (struct sockaddr *)ss, &len) == 0
+      && (k = sockit_pushaddr(L, (struct sockaddr *)ss, len)) != 0)
+    return k;
+  lua_pushliteral(L, "");
+  lua_pushinteger(L, 0);
+  return 2;
+}
+
+
+/*
 ** recv and recvfrom. A stream read of n bytes returns them; a datagram
 ** is received with MSG_TRUNC so that the kernel reports its real length:
 ** one longer than 'max' is EMSGSIZE, never silently cut. Small reads go
@@ -893,14 +919,8 @@ static int do_recv (lua_State *L, int from) {
     lua_pushlstring(L, buf, (size_t)n);
   else
     luaL_pushresultsize(&b, (size_t)n);
-  if (from) {
-    int k = sockit_pushaddr(L, (struct sockaddr *)&ss, from ? sslen : 0);
-    if (k == 0 && s->family == AF_UNIX) {
-      lua_pushliteral(L, "");
-      k = 1;
-    }
-    return 1 + k;
-  }
+  if (from)
+    return 1 + pushfrom(L, s, &ss, sslen);
   return 1;
 }
 
