@@ -176,4 +176,31 @@ describe("core regressions", function()
     assert.are.same({"u", "", n = 2}, table.pack(b:recvfrom()))
     l:close(); c:close(); s:close(); a:close(); b:close()
   end)
+
+  -- tostring kept what sockit last saw: "connected" after the peer had
+  -- reset the connection, "connecting" after a non-blocking connect had
+  -- failed (and its error had been read)
+  it("tostring-stale-state: the kernel says disconnected or connect failed", function()
+    local inet = N.families[1]
+    local c, a, l = N.stream_pair(inet)
+    assert(c:setoption("linger", 0)); c:close()   -- a reset
+    local text = H.wait_until(function()
+      local t = tostring(a)
+      return t:find(" disconnected}$") and t
+    end, 5)
+    assert.matches("^sockit%.socket{inet stream fd=%d+ 127%.0%.0%.1:%d+ disconnected}$",
+                   text or tostring(a))
+    a:close(); l:close()
+
+    local s = assert(core.socket("inet", "stream"))
+    s:settimeout(0)
+    local _, _, code = s:connect("127.0.0.1", N.closed_port(inet))
+    assert.are.equal("EINPROGRESS", code)
+    assert.are.equal("w", s:wait("w", 5))
+    assert.matches(" connect failed}$", tostring(s))
+    -- reading the state took no error away
+    assert.are.equal("ECONNREFUSED", s:getoption("error"))
+    assert.matches(" connect failed}$", tostring(s))
+    s:close()
+  end)
 end)

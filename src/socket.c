@@ -267,16 +267,37 @@ static int isbound (const struct sockaddr_storage *ss, socklen_t len) {
 
 
 /*
+** A connect sockit saw start, as the kernel has it now: "connected" when
+** there is a peer, "connect failed" when the socket is writable without
+** one (done, and failed), else "connecting". Reads no SO_ERROR, which
+** would take the error away from connect and getoption("error").
+*/
+static const char *connecting (Socket *s, int haspeer) {
+  struct pollfd p;
+  int n;
+  if (haspeer)
+    return statenames[ST_CONNECTED];
+  p.fd = s->fd; p.events = POLLOUT; p.revents = 0;
+  while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+    ;
+  return (n > 0) ? "connect failed" : statenames[ST_CONNECTING];
+}
+
+
+/*
 ** The state shown is what sockit saw the socket do, unless it saw no
 ** more than a bind: a socket adopted with core.fromfd, or bound by the
 ** kernel on a first sendto, may be bound, listening or connected
-** already, and then the kernel says which.
+** already, and then the kernel says which. What sockit saw connect, or
+** start to, may have ended since: the kernel says that too (a peer that
+** reset the connection leaves it "disconnected", as conn.lua shows it).
 */
 static int sock_tostring (lua_State *L) {
   Socket *s = sockit_tosocket(L, 1);
   struct sockaddr_storage ss;
   socklen_t len;
   char local[SOCKIT_ADDRSTRLEN], peer[SOCKIT_ADDRSTRLEN];
+  const char *label;
   int state, bound = 0, connected = 0;
   if (s->fd == -1) {
     lua_pushliteral(L, SOCKIT_SOCKET "{closed}");
@@ -308,10 +329,16 @@ static int sock_tostring (lua_State *L) {
     else if (bound)
       state = ST_BOUND;
   }
+  if (state == ST_CONNECTING)
+    label = connecting(s, connected);
+  else if (state == ST_CONNECTED && !connected)
+    label = "disconnected";
+  else
+    label = statenames[state];
   lua_pushfstring(L, SOCKIT_SOCKET "{%s %s fd=%d%s%s%s%s %s}",
                   sockit_familyname(s->family), sockit_typename(s->type),
                   s->fd, local[0] ? " " : "", local,
-                  peer[0] ? " -> " : "", peer, statenames[state]);
+                  peer[0] ? " -> " : "", peer, label);
   return 1;
 }
 

@@ -708,16 +708,15 @@ end
 "sockit.socket{...}" of the core, renamed, with the buffered count. The
 core shows the peer getpeername gives; once the peer has reset the
 connection the kernel has forgotten it (ENOTCONN) and the core prints no
-peer but still its own state, "connected". Then the peer this object
-knew (accept's or connect's address, conn:peer()) is shown, with the
-state "disconnected". (A unix peer without a name shows none, connected.)
+peer and the state "disconnected". Then the peer this object knew
+(accept's or connect's address, conn:peer()) is shown. (A unix peer
+without a name shows none, connected.)
 ]]
 function M.describe (kind, self, extra)
   if self._closed then return "sockit." .. kind .. "{closed}" end
-  local sock = self.socket
-  local inner = match(tostring(sock), "^sockit%.socket{(.*)}$") or "?"
-  local head = match(inner, "^(.*) connected$")
-  if head and not find(head, " -> ", 1, true) and not sock:getpeername() then
+  local inner = match(tostring(self.socket), "^sockit%.socket{(.*)}$") or "?"
+  local head = match(inner, "^(.*) disconnected$")
+  if head and not find(head, " -> ", 1, true) then
     local peer = self._peer
     inner = head .. (peer and peer ~= "" and (" -> " .. peer) or "")
             .. " disconnected"
