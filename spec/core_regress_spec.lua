@@ -203,4 +203,26 @@ describe("core regressions", function()
     assert.matches(" connect failed}$", tostring(s))
     s:close()
   end)
+
+  -- an abstract name with a zero byte inside was cut there in messages
+  -- and tostring: "\0ab\0cd" showed as "@ab"
+  it("abstract-name-cut-at-zero: every byte shown, zero as \\0", function()
+    local name = "\0sockit-ab\0cd-" .. H.pid()
+    local shown = "@sockit-ab\\0cd-" .. H.pid()
+    local s = assert(core.socket("unix", "stream"))
+    local _, msg = s:connect(name)
+    assert.are.equal("connect " .. shown .. ": Connection refused", msg)
+    assert(s:bind(name)); assert(s:listen())
+    assert.are.equal("sockit.socket{unix stream fd=" .. s:fileno() .. " " .. shown
+                     .. " listening}", tostring(s))
+    local c = assert(core.socket("unix", "stream"))
+    assert(c:connect(name))
+    assert.matches(" %-> " .. H.pat(shown) .. " connected}$", tostring(c))
+    -- a backslash is escaped too, so the text is unambiguous
+    _, msg = core.socket("unix", "stream"):connect("\0a\\0b")
+    assert.matches("^connect @a\\\\0b: ", msg)
+    _, msg = core.socket("unix", "stream"):bind("\0a\0" .. ("x"):rep(120))
+    assert.matches("^bind @a\\0x+: File name too long %(123 bytes, at most 108%)$", msg)
+    c:close(); s:close()
+  end)
 end)

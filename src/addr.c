@@ -85,6 +85,37 @@ static size_t unix_pathlen (const struct sockaddr_un *un, socklen_t len) {
 
 
 /*
+** An abstract unix name (the bytes after its leading zero) as text: "@"
+** and every byte, a zero byte written "\0" and a backslash "\\", so that
+** the text is unambiguous ("\0ab\0cd" shows as "@ab\0cd"). At most
+** 'size' bytes with the terminating zero (2 n + 2 is always enough);
+** returns the length.
+*/
+static size_t fmt_abstract (const char *name, size_t n,
+                            char *buf, size_t size) {
+  size_t i, k = 0;
+  if (size < 2) {
+    if (size == 1) buf[0] = '\0';
+    return 0;
+  }
+  buf[k++] = '@';
+  for (i = 0; i < n; i++) {
+    int esc = (name[i] == '\0' || name[i] == '\\');
+    if (k + 1 + (size_t)esc >= size)
+      break;
+    if (esc) {
+      buf[k++] = '\\';
+      buf[k++] = (name[i] == '\0') ? '0' : '\\';
+    }
+    else
+      buf[k++] = name[i];
+  }
+  buf[k] = '\0';
+  return k;
+}
+
+
+/*
 ** A textual address for messages and __tostring.
 */
 void sockit_fmtaddr (const struct sockaddr *sa, socklen_t len,
@@ -112,7 +143,7 @@ void sockit_fmtaddr (const struct sockaddr *sa, socklen_t len,
       if (n == 0)
         break;
       if (un->sun_path[0] == '\0')   /* abstract: shown as "@name" */
-        snprintf(buf, size, "@%.*s", (int)(n - 1), un->sun_path + 1);
+        fmt_abstract(un->sun_path + 1, n - 1, buf, size);
       else
         snprintf(buf, size, "%.*s", (int)n, un->sun_path);
       break;
@@ -176,10 +207,16 @@ static int tounix (lua_State *L, int arg, const char *op, Addr *a) {
                 "unix path contains a zero byte");
   /* a filesystem path needs its terminating zero; an abstract name not */
   if (abstract ? len > SUN_PATH_SIZE : len >= SUN_PATH_SIZE) {
-    return sockit_failmsg(L, "ENAMETOOLONG", "%s %s%s: %s (%d bytes, at most %d)",
-                          op, abstract ? "@" : "", path + abstract,
-                          strerror(ENAMETOOLONG), (int)len,
-                          (int)SUN_PATH_SIZE - (abstract ? 0 : 1));
+    if (abstract) {
+      luaL_Buffer b;
+      char *t = luaL_buffinitsize(L, &b, 2 * len + 2);
+      luaL_pushresultsize(&b, fmt_abstract(path + 1, len - 1, t, 2 * len + 2));
+    }
+    else
+      lua_pushvalue(L, arg);
+    return sockit_failmsg(L, "ENAMETOOLONG", "%s %s: %s (%d bytes, at most %d)",
+                          op, lua_tostring(L, -1), strerror(ENAMETOOLONG),
+                          (int)len, (int)SUN_PATH_SIZE - (abstract ? 0 : 1));
   }
   memset(un, 0, sizeof(*un));
   un->sun_family = AF_UNIX;

@@ -120,8 +120,9 @@ int sockit_gaifail (lua_State *L, int gaierr, int err, const char *op,
 ** addr.c
 ** =======================================================
 */
-/* a textual address for messages: "1.2.3.4:80", "[::1]:80", "/p", "@a" */
-#define SOCKIT_ADDRSTRLEN  (sizeof(((struct sockaddr_un *)0)->sun_path) + 64)
+/* a textual address for messages: "1.2.3.4:80", "[::1]:80", "/p", "@a"
+   (an abstract name's bytes may take two characters each: addr.c) */
+#define SOCKIT_ADDRSTRLEN  (2 * sizeof(((struct sockaddr_un *)0)->sun_path) + 64)
 
 typedef struct Addr {
   struct sockaddr_storage ss;
