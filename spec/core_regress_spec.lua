@@ -225,4 +225,30 @@ describe("core regressions", function()
     assert.matches("^bind @a\\0x+: File name too long %(123 bytes, at most 108%)$", msg)
     c:close(); s:close()
   end)
+
+  -- a name with a zero byte inside was taken for its prefix
+  -- (luaL_checkoption compares with strcmp): "inet\0x" made an inet socket
+  it("option-name-with-zero-byte: invalid option, every byte shown", function()
+    local s = assert(core.socket("inet", "stream"))
+    local a, b = core.socketpair()
+    local p = assert(core.poller())
+    local cases = {
+      {1, "inet\0x", function() return core.socket("inet\0x", "stream") end},
+      {2, "stream\0", function() return core.socket("inet", "stream\0") end},
+      {1, "dgram\0", function() return core.socketpair("dgram\0") end},
+      {3, "inet\0x", function() return core.getaddrinfo("127.0.0.1", 80, "inet\0x") end},
+      {4, "stream\0x", function() return core.getaddrinfo("127.0.0.1", 80, nil, "stream\0x") end},
+      {1, "nodelay\0x", function() return s:getoption("nodelay\0x") end},
+      {1, "nodelay\0x", function() return s:setoption("nodelay\0x", true) end},
+      {1, "w\0", function() return a:shutdown("w\0") end},
+      {1, "r\0", function() return a:wait("r\0", 0) end},
+      {2, "r\0", function() return p:add(a, "r\0") end},
+    }
+    for _, c in ipairs(cases) do
+      local shown = c[2]:gsub("%z", "\\0")
+      assert.matches("^bad argument #" .. c[1] .. " to '[%w_.]+' %(invalid option '"
+                     .. H.pat(shown) .. "'%)$", H.raises(c[3]))
+    end
+    p:close(); s:close(); a:close(); b:close()
+  end)
 end)

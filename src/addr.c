@@ -85,33 +85,42 @@ static size_t unix_pathlen (const struct sockaddr_un *un, socklen_t len) {
 
 
 /*
-** An abstract unix name (the bytes after its leading zero) as text: "@"
-** and every byte, a zero byte written "\0" and a backslash "\\", so that
-** the text is unambiguous ("\0ab\0cd" shows as "@ab\0cd"). At most
-** 'size' bytes with the terminating zero (2 n + 2 is always enough);
+** 'n' bytes as text for messages: every byte, a zero byte written "\0"
+** and a backslash "\\", so that the text is unambiguous ("ab\0cd"). At
+** most 'size' bytes with the terminating zero (2 n + 1 is always enough);
 ** returns the length.
 */
-static size_t fmt_abstract (const char *name, size_t n,
-                            char *buf, size_t size) {
+size_t sockit_escape (const char *s, size_t n, char *buf, size_t size) {
   size_t i, k = 0;
-  if (size < 2) {
-    if (size == 1) buf[0] = '\0';
+  if (size == 0)
     return 0;
-  }
-  buf[k++] = '@';
   for (i = 0; i < n; i++) {
-    int esc = (name[i] == '\0' || name[i] == '\\');
+    int esc = (s[i] == '\0' || s[i] == '\\');
     if (k + 1 + (size_t)esc >= size)
       break;
     if (esc) {
       buf[k++] = '\\';
-      buf[k++] = (name[i] == '\0') ? '0' : '\\';
+      buf[k++] = (s[i] == '\0') ? '0' : '\\';
     }
     else
-      buf[k++] = name[i];
+      buf[k++] = s[i];
   }
   buf[k] = '\0';
   return k;
+}
+
+
+/*
+** An abstract unix name (the bytes after its leading zero) as text: "@"
+** and the name, escaped ("\0ab\0cd" shows as "@ab\0cd"). At most 'size'
+** bytes with the terminating zero (2 n + 2 is always enough).
+*/
+static size_t fmt_abstract (const char *name, size_t n,
+                            char *buf, size_t size) {
+  if (size < 2)
+    return sockit_escape(name, 0, buf, size);
+  buf[0] = '@';
+  return 1 + sockit_escape(name, n, buf + 1, size - 1);
 }
 
 
@@ -373,9 +382,9 @@ int mod_getaddrinfo (lua_State *L) {
     }
   }
   if (!lua_isnoneornil(L, 3))
-    hints.ai_family = gai_familyvals[luaL_checkoption(L, 3, NULL, gai_families)];
+    hints.ai_family = gai_familyvals[sockit_checkoption(L, 3, NULL, gai_families)];
   if (!lua_isnoneornil(L, 4))
-    hints.ai_socktype = gai_typevals[luaL_checkoption(L, 4, NULL, gai_types)];
+    hints.ai_socktype = gai_typevals[sockit_checkoption(L, 4, NULL, gai_types)];
   if (host == NULL)
     hints.ai_flags |= AI_PASSIVE;
 #ifdef SOCKIT_FUZZ

@@ -89,7 +89,7 @@ static const char *const evnames[] = {"r", "w", "rw", NULL};
 static const int evmasks[] = {EV_R, EV_W, EV_R | EV_W};
 
 static int checkevents (lua_State *L, int arg) {
-  return evmasks[luaL_checkoption(L, arg, NULL, evnames)];
+  return evmasks[sockit_checkoption(L, arg, NULL, evnames)];
 }
 
 

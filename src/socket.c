@@ -35,6 +35,40 @@ static const char *const statenames[] = {
 };
 
 
+/*
+** luaL_checkoption, but a name with a zero byte inside matches nothing:
+** strcmp saw only its prefix, so "inet\0x" was taken for "inet". Every
+** name check of the core comes here (or to sockit_badoption).
+*/
+int sockit_checkoption (lua_State *L, int arg, const char *def,
+                        const char *const lst[]) {
+  size_t len;
+  const char *name = (def != NULL) ? luaL_optlstring(L, arg, def, &len)
+                                   : luaL_checklstring(L, arg, &len);
+  int i;
+  if (strlen(name) == len)
+    for (i = 0; lst[i] != NULL; i++)
+      if (strcmp(lst[i], name) == 0)
+        return i;
+  return sockit_badoption(L, arg);
+}
+
+
+/*
+** Raise "bad argument #arg to 'f' (invalid option '...')" for the string
+** at 'arg', every byte of it shown (a zero byte as \0).
+*/
+int sockit_badoption (lua_State *L, int arg) {
+  size_t len;
+  const char *name = lua_tolstring(L, arg, &len);
+  luaL_Buffer b;
+  char *t = luaL_buffinitsize(L, &b, 2 * len + 1);
+  luaL_pushresultsize(&b, sockit_escape(name, len, t, 2 * len + 1));
+  return luaL_argerror(L, arg, lua_pushfstring(L, "invalid option '%s'",
+                                               lua_tostring(L, -1)));
+}
+
+
 const char *sockit_familyname (int family) {
   int i;
   for (i = 0; familynames[i] != NULL; i++)
@@ -438,7 +472,7 @@ static void pushevents (lua_State *L, int revents) {
 /* s:wait(events [, timeout]) -> "r"|"w"|"rw" or nil, msg, "ETIMEDOUT" */
 static int sock_wait (lua_State *L) {
   Socket *s = sockit_checksocket(L, 1);
-  int events = eventvals[luaL_checkoption(L, 2, NULL, eventnames)];
+  int events = eventvals[sockit_checkoption(L, 2, NULL, eventnames)];
   double timeout = luaL_optnumber(L, 3, -1);
   int revents = 0, err;
   if (lua_isnoneornil(L, 3))
@@ -974,7 +1008,7 @@ static int sock_shutdown (lua_State *L) {
   static const char *const hows[] = {"r", "w", "rw", NULL};
   static const int howvals[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
   Socket *s = sockit_checksocket(L, 1);
-  int how = howvals[luaL_checkoption(L, 2, NULL, hows)];
+  int how = howvals[sockit_checkoption(L, 2, NULL, hows)];
   if (shutdown(s->fd, how) != 0)
     return sockit_fail(L, errno, "shutdown", NULL);
   lua_pushboolean(L, 1);
@@ -1085,8 +1119,8 @@ static int only_joined_groups (int fd, int family) {
 
 /* core.socket(family, type [, protocol]) */
 static int mod_socket (lua_State *L) {
-  int family = familyvals[luaL_checkoption(L, 1, NULL, familynames)];
-  int type = typevals[luaL_checkoption(L, 2, NULL, typenames)];
+  int family = familyvals[sockit_checkoption(L, 1, NULL, familynames)];
+  int type = typevals[sockit_checkoption(L, 2, NULL, typenames)];
   lua_Integer proto = luaL_optinteger(L, 3, 0);
   Socket *s;
   int err, fd;
@@ -1106,7 +1140,7 @@ static int mod_socket (lua_State *L) {
 
 /* core.socketpair([type]) */
 static int mod_socketpair (lua_State *L) {
-  int type = typevals[luaL_checkoption(L, 1, "stream", typenames)];
+  int type = typevals[sockit_checkoption(L, 1, "stream", typenames)];
   Socket *a = sockit_newsocket(L, AF_UNIX, type);
   Socket *b = sockit_newsocket(L, AF_UNIX, type);
   int fds[2], err;

@@ -131,6 +131,7 @@ typedef struct Addr {
 } Addr;
 
 int sockit_checkport (lua_State *L, int arg);
+size_t sockit_escape (const char *s, size_t n, char *buf, size_t size);
 int sockit_toaddr (lua_State *L, int family, int arg, int passive,
                    const char *op, Addr *a);
 int sockit_pushaddr (lua_State *L, const struct sockaddr *sa, socklen_t len);
@@ -161,6 +162,9 @@ int sockit_interrupted (lua_State *L);
 int sockit_optfd (lua_State *L, int arg);
 int sockit_kinderror (lua_State *L, const char *fname, const char *expected,
                       const char *got);
+int sockit_checkoption (lua_State *L, int arg, const char *def,
+                        const char *const lst[]);
+int sockit_badoption (lua_State *L, int arg);
 const char *sockit_familyname (int family);
 const char *sockit_typename (int type);
 void sockit_opensocket (lua_State *L);
