@@ -251,4 +251,35 @@ describe("core regressions", function()
     end
     p:close(); s:close(); a:close(); b:close()
   end)
+
+  -- a port string meant one thing to bind and another to getaddrinfo:
+  -- bind took "8e1" as 80 and refused "-1" as out of range, getaddrinfo
+  -- said EAI_SERVICE for both; and a 20-digit port raised "no integer
+  -- representation" from bind
+  it("port-strings-differ: bind and getaddrinfo agree", function()
+    local function bindraise(port)
+      return H.raises(function() return core.socket("inet", "stream"):bind("127.0.0.1", port) end)
+    end
+    for _, port in ipairs{"-1", "70000", "99999999999999999999", 1e20, -1} do
+      assert.matches("^bad argument #2 to '[%w%.]*getaddrinfo' %(port out of range%)$",
+                     H.raises(core.getaddrinfo, "127.0.0.1", port))
+      assert.are.equal("bad argument #2 to 'bind' (port out of range)", bindraise(port))
+    end
+    assert.are.equal(80, core.getaddrinfo("127.0.0.1", "8e1", "inet", "stream")[1].port)
+    assert.are.equal(80, core.getaddrinfo("127.0.0.1", " 0x50 ", "inet", "stream")[1].port)
+    local s = assert(core.socket("inet", "dgram"))
+    assert(s:bind("127.0.0.1", "0e1"))
+    s:close()
+    -- fractions keep Lua's words; names stay service names
+    assert.matches("no integer representation", H.raises(core.getaddrinfo, "127.0.0.1", "80.5"))
+    assert.matches("no integer representation", bindraise("80.5"))
+    local _, msg, code = core.getaddrinfo("127.0.0.1", "nosuchservice")
+    assert.are.equal("EAI_SERVICE", code)
+    assert.matches("^getaddrinfo 127%.0%.0%.1:nosuchservice: ", msg)
+    -- sendmany's items: the same check
+    local u = assert(core.socket("inet", "dgram"))
+    assert.are.equal("bad argument #1 to 'sendmany' (item 1: port out of range at [3])",
+      H.raises(function() return u:sendmany({{"a", "127.0.0.1", "99999999999999999999"}}) end))
+    u:close()
+  end)
 end)

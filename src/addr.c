@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <math.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +22,41 @@
 
 
 /*
+** The port at 'idx' (a number, or a string Lua converts to one: "80",
+** "8e1"): PORT_OK with *port set, or why not: PORT_TYPE (no number),
+** PORT_FRACTION (a fraction or NaN), PORT_RANGE (a whole number outside
+** 0..65535, even one too large for an integer: "99999999999999999999").
+** The one port check: sockit_checkport, and batch.c's list items.
+*/
+int sockit_toport (lua_State *L, int idx, int *port) {
+  int isnum;
+  lua_Integer i = lua_tointegerx(L, idx, &isnum);
+  if (!isnum) {
+    lua_Number n = lua_tonumberx(L, idx, &isnum);
+    if (!isnum)
+      return PORT_TYPE;
+    return (n == floor(n)) ? PORT_RANGE : PORT_FRACTION;   /* (inf: range) */
+  }
+  if (i < 0 || i > 65535)
+    return PORT_RANGE;
+  *port = (int)i;
+  return PORT_OK;
+}
+
+
+/*
 ** A port is an integer 0..65535; anything else is a programming error.
 */
 int sockit_checkport (lua_State *L, int arg) {
-  lua_Integer port = luaL_checkinteger(L, arg);
-  luaL_argcheck(L, 0 <= port && port <= 65535, arg, "port out of range");
-  return (int)port;
+  int port = 0;
+  switch (sockit_toport(L, arg, &port)) {
+    case PORT_OK:
+      return port;
+    case PORT_RANGE:
+      return luaL_argerror(L, arg, "port out of range");
+    default:   /* luaL_checkinteger's own words */
+      return (int)luaL_checkinteger(L, arg);
+  }
 }
 
 
@@ -364,23 +394,16 @@ int mod_getaddrinfo (lua_State *L) {
   struct addrinfo hints, *res, *ai, **box;
   int rc, n = 0;
   memset(&hints, 0, sizeof(hints));
-  if (lua_type(L, 2) == LUA_TNUMBER) {
+  /* a number, or a string Lua takes for one ("80", "8e1"), is a port,
+     checked as bind checks it (glibc would take "70000" modulo 65536 and
+     refuse "8e1"); another string is a service name: "http" */
+  if (lua_isnumber(L, 2)) {
     snprintf(portbuf, sizeof(portbuf), "%d", sockit_checkport(L, 2));
     serv = portbuf;
     hints.ai_flags |= AI_NUMERICSERV;
   }
-  else if (!lua_isnoneornil(L, 2)) {
-    serv = checkname(L, 2, 0, "port");   /* a service name: "http" */
-    if (serv[0] != '\0' && strspn(serv, "0123456789") == strlen(serv)) {
-      /* digits: a port number, not a name; glibc would take "70000"
-         modulo 65536 (4464) */
-      unsigned long v;
-      errno = 0;
-      v = strtoul(serv, NULL, 10);
-      luaL_argcheck(L, errno == 0 && v <= 65535, 2, "port out of range");
-      hints.ai_flags |= AI_NUMERICSERV;
-    }
-  }
+  else if (!lua_isnoneornil(L, 2))
+    serv = checkname(L, 2, 0, "port");
   if (!lua_isnoneornil(L, 3))
     hints.ai_family = gai_familyvals[sockit_checkoption(L, 3, NULL, gai_families)];
   if (!lua_isnoneornil(L, 4))
@@ -402,12 +425,14 @@ int mod_getaddrinfo (lua_State *L) {
   if (rc != 0) {
     int err = errno;
     /* name what failed: the service when it is the service
-       ("getaddrinfo localhost:nosuchservice: Servname not supported") */
-    if (rc == EAI_SERVICE && serv != NULL)
+       ("getaddrinfo localhost:nosuchservice: Servname not supported"),
+       and with no host to name, the port (":80", as the Lua layer
+       writes it) */
+    if (serv != NULL && (rc == EAI_SERVICE || host == NULL || host[0] == '\0'))
       lua_pushfstring(L, strchr(host ? host : "", ':') ? "[%s]:%s" : "%s:%s",
                       host ? host : "", serv);
     else
-      lua_pushstring(L, host ? host : (serv ? serv : "?"));
+      lua_pushstring(L, (host[0] != '\0') ? host : "\"\"");
     return sockit_gaifail(L, rc, err, "getaddrinfo", lua_tostring(L, -1));
   }
   *box = res;

@@ -130,6 +130,8 @@ typedef struct Addr {
   char text[SOCKIT_ADDRSTRLEN];   /* for messages */
 } Addr;
 
+enum { PORT_OK, PORT_TYPE, PORT_FRACTION, PORT_RANGE };
+int sockit_toport (lua_State *L, int idx, int *port);
 int sockit_checkport (lua_State *L, int arg);
 size_t sockit_escape (const char *s, size_t n, char *buf, size_t size);
 int sockit_toaddr (lua_State *L, int family, int arg, int passive,
