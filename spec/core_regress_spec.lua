@@ -282,4 +282,21 @@ describe("core regressions", function()
       H.raises(function() return u:sendmany({{"a", "127.0.0.1", "99999999999999999999"}}) end))
     u:close()
   end)
+
+  -- settimeout(-0.0) passed the t >= 0 check and gettimeout gave -0.0
+  -- back; getaddrinfo with an empty host named nothing: "getaddrinfo : ..."
+  it("negative-zero-timeout, empty-host-message: 0, and the port named", function()
+    local s = assert(core.socket("inet", "stream"))
+    assert(s:settimeout(-0.0))
+    assert.are.equal(math.huge, 1 / s:gettimeout())
+    s:close()
+    local sockit = require "sockit"
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    assert(l:settimeout(-0.0))
+    assert.are.equal(math.huge, 1 / l:gettimeout())
+    l:close()
+    local ok, msg = core.getaddrinfo("", 80)
+    assert.is_nil(ok)
+    assert.matches("^getaddrinfo :80: ", msg)
+  end)
 end)

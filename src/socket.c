@@ -1052,7 +1052,7 @@ static int sock_settimeout (lua_State *L) {
     double t = luaL_checknumber(L, 2);
     luaL_argcheck(L, t >= 0, 2,   /* (false for NaN too) */
                   t != t ? "timeout is NaN" : "timeout must not be negative");
-    s->timeout = t;
+    s->timeout = (t == 0) ? 0.0 : t;   /* -0.0 passes t >= 0: store 0 */
   }
   lua_pushboolean(L, 1);
   return 1;

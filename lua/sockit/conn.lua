@@ -24,7 +24,7 @@ local error, pairs, select, setmetatable, tostring, type =
   error, pairs, select, setmetatable, tostring, type
 local byte, find, match, sub = string.byte, string.find, string.match, string.sub
 local concat, pack, unpack = table.concat, table.pack, table.unpack
-local tointeger, math_type = math.tointeger, math.type
+local abs, tointeger, math_type = math.abs, math.tointeger, math.type
 local argerror, format = addr.argerror, addr.format
 local deadline_of, waitfor = wait.deadline, wait.wait
 -- the core's methods as plain functions: a hot path saves the method
@@ -668,6 +668,7 @@ them from this module (M.settimeout, ...) instead of copies.
 function Conn:settimeout (t)
   checkopen(self)
   M.checktimeout(t, "settimeout")
+  if t == 0 then t = abs(t) end   -- -0.0 is 0
   self._timeout = t or false
   return true
 end
