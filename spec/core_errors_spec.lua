@@ -390,7 +390,10 @@ describe("core errors", function()
         assert_fails("EINPROGRESS",
           "connect " .. fam.show(addr[1], addr[2]) .. ": Operation now in progress",
           c:connect(addr[1], addr[2]))
-        assert.matches(" connecting}$", tostring(c))
+        -- tostring asks the kernel: on the loopback the handshake may
+        -- be over already
+        local text = tostring(c)
+        assert.is_truthy(text:find(" connecting}$") or text:find(" connected}$"), text)
         assert.equal("w", c:wait("w", 5))
         assert.equal(true, c:connect(addr[1], addr[2]))
         assert.matches(" connected}$", tostring(c))

@@ -157,4 +157,146 @@ describe("core regressions", function()
     assert.matches("^connect %[::1%]:1: ", msg)
     s:close()
   end)
+
+  -- recvfrom on a TCP socket returned the data alone: the kernel gives no
+  -- address for a connected stream (SPEC: data, host, port)
+  it("recvfrom-tcp-one-value: data, host, port of the peer", function()
+    local l = assert(core.socket("inet", "stream"))
+    assert(l:bind("127.0.0.1", 0)); assert(l:listen())
+    local c = assert(core.socket("inet", "stream"))
+    assert(c:connect(l:getsockname()))
+    local s = assert(l:accept())
+    local _, cport = c:getsockname()
+    assert(c:send("tcpdata"))
+    local r = table.pack(s:recvfrom())
+    assert.are.same({"tcpdata", "127.0.0.1", cport, n = 3}, r)
+    -- a unix stream keeps data, path ("" unnamed)
+    local a, b = core.socketpair()
+    assert(a:send("u"))
+    assert.are.same({"u", "", n = 2}, table.pack(b:recvfrom()))
+    l:close(); c:close(); s:close(); a:close(); b:close()
+  end)
+
+  -- tostring kept what sockit last saw: "connected" after the peer had
+  -- reset the connection, "connecting" after a non-blocking connect had
+  -- failed (and its error had been read)
+  it("tostring-stale-state: the kernel says disconnected or connect failed", function()
+    local inet = N.families[1]
+    local c, a, l = N.stream_pair(inet)
+    assert(c:setoption("linger", 0)); c:close()   -- a reset
+    local text = H.wait_until(function()
+      local t = tostring(a)
+      return t:find(" disconnected}$") and t
+    end, 5)
+    assert.matches("^sockit%.socket{inet stream fd=%d+ 127%.0%.0%.1:%d+ disconnected}$",
+                   text or tostring(a))
+    a:close(); l:close()
+
+    local s = assert(core.socket("inet", "stream"))
+    s:settimeout(0)
+    local _, _, code = s:connect("127.0.0.1", N.closed_port(inet))
+    assert.are.equal("EINPROGRESS", code)
+    assert.are.equal("w", s:wait("w", 5))
+    assert.matches(" connect failed}$", tostring(s))
+    -- reading the state took no error away
+    assert.are.equal("ECONNREFUSED", s:getoption("error"))
+    assert.matches(" connect failed}$", tostring(s))
+    s:close()
+  end)
+
+  -- an abstract name with a zero byte inside was cut there in messages
+  -- and tostring: "\0ab\0cd" showed as "@ab"
+  it("abstract-name-cut-at-zero: every byte shown, zero as \\0", function()
+    local name = "\0sockit-ab\0cd-" .. H.pid()
+    local shown = "@sockit-ab\\0cd-" .. H.pid()
+    local s = assert(core.socket("unix", "stream"))
+    local _, msg = s:connect(name)
+    assert.are.equal("connect " .. shown .. ": Connection refused", msg)
+    assert(s:bind(name)); assert(s:listen())
+    assert.are.equal("sockit.socket{unix stream fd=" .. s:fileno() .. " " .. shown
+                     .. " listening}", tostring(s))
+    local c = assert(core.socket("unix", "stream"))
+    assert(c:connect(name))
+    assert.matches(" %-> " .. H.pat(shown) .. " connected}$", tostring(c))
+    -- a backslash is escaped too, so the text is unambiguous
+    _, msg = core.socket("unix", "stream"):connect("\0a\\0b")
+    assert.matches("^connect @a\\\\0b: ", msg)
+    _, msg = core.socket("unix", "stream"):bind("\0a\0" .. ("x"):rep(120))
+    assert.matches("^bind @a\\0x+: File name too long %(123 bytes, at most 108%)$", msg)
+    c:close(); s:close()
+  end)
+
+  -- a name with a zero byte inside was taken for its prefix
+  -- (luaL_checkoption compares with strcmp): "inet\0x" made an inet socket
+  it("option-name-with-zero-byte: invalid option, every byte shown", function()
+    local s = assert(core.socket("inet", "stream"))
+    local a, b = core.socketpair()
+    local p = assert(core.poller())
+    local cases = {
+      {1, "inet\0x", function() return core.socket("inet\0x", "stream") end},
+      {2, "stream\0", function() return core.socket("inet", "stream\0") end},
+      {1, "dgram\0", function() return core.socketpair("dgram\0") end},
+      {3, "inet\0x", function() return core.getaddrinfo("127.0.0.1", 80, "inet\0x") end},
+      {4, "stream\0x", function() return core.getaddrinfo("127.0.0.1", 80, nil, "stream\0x") end},
+      {1, "nodelay\0x", function() return s:getoption("nodelay\0x") end},
+      {1, "nodelay\0x", function() return s:setoption("nodelay\0x", true) end},
+      {1, "w\0", function() return a:shutdown("w\0") end},
+      {1, "r\0", function() return a:wait("r\0", 0) end},
+      {2, "r\0", function() return p:add(a, "r\0") end},
+    }
+    for _, c in ipairs(cases) do
+      local shown = c[2]:gsub("%z", "\\0")
+      assert.matches("^bad argument #" .. c[1] .. " to '[%w_.]+' %(invalid option '"
+                     .. H.pat(shown) .. "'%)$", H.raises(c[3]))
+    end
+    p:close(); s:close(); a:close(); b:close()
+  end)
+
+  -- a port string meant one thing to bind and another to getaddrinfo:
+  -- bind took "8e1" as 80 and refused "-1" as out of range, getaddrinfo
+  -- said EAI_SERVICE for both; and a 20-digit port raised "no integer
+  -- representation" from bind
+  it("port-strings-differ: bind and getaddrinfo agree", function()
+    local function bindraise(port)
+      return H.raises(function() return core.socket("inet", "stream"):bind("127.0.0.1", port) end)
+    end
+    for _, port in ipairs{"-1", "70000", "99999999999999999999", 1e20, -1} do
+      assert.matches("^bad argument #2 to '[%w%.]*getaddrinfo' %(port out of range%)$",
+                     H.raises(core.getaddrinfo, "127.0.0.1", port))
+      assert.are.equal("bad argument #2 to 'bind' (port out of range)", bindraise(port))
+    end
+    assert.are.equal(80, core.getaddrinfo("127.0.0.1", "8e1", "inet", "stream")[1].port)
+    assert.are.equal(80, core.getaddrinfo("127.0.0.1", " 0x50 ", "inet", "stream")[1].port)
+    local s = assert(core.socket("inet", "dgram"))
+    assert(s:bind("127.0.0.1", "0e1"))
+    s:close()
+    -- fractions keep Lua's words; names stay service names
+    assert.matches("no integer representation", H.raises(core.getaddrinfo, "127.0.0.1", "80.5"))
+    assert.matches("no integer representation", bindraise("80.5"))
+    local _, msg, code = core.getaddrinfo("127.0.0.1", "nosuchservice")
+    assert.are.equal("EAI_SERVICE", code)
+    assert.matches("^getaddrinfo 127%.0%.0%.1:nosuchservice: ", msg)
+    -- sendmany's items: the same check
+    local u = assert(core.socket("inet", "dgram"))
+    assert.are.equal("bad argument #1 to 'sendmany' (item 1: port out of range at [3])",
+      H.raises(function() return u:sendmany({{"a", "127.0.0.1", "99999999999999999999"}}) end))
+    u:close()
+  end)
+
+  -- settimeout(-0.0) passed the t >= 0 check and gettimeout gave -0.0
+  -- back; getaddrinfo with an empty host named nothing: "getaddrinfo : ..."
+  it("negative-zero-timeout, empty-host-message: 0, and the port named", function()
+    local s = assert(core.socket("inet", "stream"))
+    assert(s:settimeout(-0.0))
+    assert.are.equal(math.huge, 1 / s:gettimeout())
+    s:close()
+    local sockit = require "sockit"
+    local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+    assert(l:settimeout(-0.0))
+    assert.are.equal(math.huge, 1 / l:gettimeout())
+    l:close()
+    local ok, msg = core.getaddrinfo("", 80)
+    assert.is_nil(ok)
+    assert.matches("^getaddrinfo :80: ", msg)
+  end)
 end)

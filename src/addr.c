@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <math.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +22,41 @@
 
 
 /*
+** The port at 'idx' (a number, or a string Lua converts to one: "80",
+** "8e1"): PORT_OK with *port set, or why not: PORT_TYPE (no number),
+** PORT_FRACTION (a fraction or NaN), PORT_RANGE (a whole number outside
+** 0..65535, even one too large for an integer: "99999999999999999999").
+** The one port check: sockit_checkport, and batch.c's list items.
+*/
+int sockit_toport (lua_State *L, int idx, int *port) {
+  int isnum;
+  lua_Integer i = lua_tointegerx(L, idx, &isnum);
+  if (!isnum) {
+    lua_Number n = lua_tonumberx(L, idx, &isnum);
+    if (!isnum)
+      return PORT_TYPE;
+    return (n == floor(n)) ? PORT_RANGE : PORT_FRACTION;   /* (inf: range) */
+  }
+  if (i < 0 || i > 65535)
+    return PORT_RANGE;
+  *port = (int)i;
+  return PORT_OK;
+}
+
+
+/*
 ** A port is an integer 0..65535; anything else is a programming error.
 */
 int sockit_checkport (lua_State *L, int arg) {
-  lua_Integer port = luaL_checkinteger(L, arg);
-  luaL_argcheck(L, 0 <= port && port <= 65535, arg, "port out of range");
-  return (int)port;
+  int port = 0;
+  switch (sockit_toport(L, arg, &port)) {
+    case PORT_OK:
+      return port;
+    case PORT_RANGE:
+      return luaL_argerror(L, arg, "port out of range");
+    default:   /* luaL_checkinteger's own words */
+      return (int)luaL_checkinteger(L, arg);
+  }
 }
 
 
@@ -85,6 +115,46 @@ static size_t unix_pathlen (const struct sockaddr_un *un, socklen_t len) {
 
 
 /*
+** 'n' bytes as text for messages: every byte, a zero byte written "\0"
+** and a backslash "\\", so that the text is unambiguous ("ab\0cd"). At
+** most 'size' bytes with the terminating zero (2 n + 1 is always enough);
+** returns the length.
+*/
+size_t sockit_escape (const char *s, size_t n, char *buf, size_t size) {
+  size_t i, k = 0;
+  if (size == 0)
+    return 0;
+  for (i = 0; i < n; i++) {
+    int esc = (s[i] == '\0' || s[i] == '\\');
+    if (k + 1 + (size_t)esc >= size)
+      break;
+    if (esc) {
+      buf[k++] = '\\';
+      buf[k++] = (s[i] == '\0') ? '0' : '\\';
+    }
+    else
+      buf[k++] = s[i];
+  }
+  buf[k] = '\0';
+  return k;
+}
+
+
+/*
+** An abstract unix name (the bytes after its leading zero) as text: "@"
+** and the name, escaped ("\0ab\0cd" shows as "@ab\0cd"). At most 'size'
+** bytes with the terminating zero (2 n + 2 is always enough).
+*/
+static size_t fmt_abstract (const char *name, size_t n,
+                            char *buf, size_t size) {
+  if (size < 2)
+    return sockit_escape(name, 0, buf, size);
+  buf[0] = '@';
+  return 1 + sockit_escape(name, n, buf + 1, size - 1);
+}
+
+
+/*
 ** A textual address for messages and __tostring.
 */
 void sockit_fmtaddr (const struct sockaddr *sa, socklen_t len,
@@ -112,7 +182,7 @@ void sockit_fmtaddr (const struct sockaddr *sa, socklen_t len,
       if (n == 0)
         break;
       if (un->sun_path[0] == '\0')   /* abstract: shown as "@name" */
-        snprintf(buf, size, "@%.*s", (int)(n - 1), un->sun_path + 1);
+        fmt_abstract(un->sun_path + 1, n - 1, buf, size);
       else
         snprintf(buf, size, "%.*s", (int)n, un->sun_path);
       break;
@@ -176,10 +246,16 @@ static int tounix (lua_State *L, int arg, const char *op, Addr *a) {
                 "unix path contains a zero byte");
   /* a filesystem path needs its terminating zero; an abstract name not */
   if (abstract ? len > SUN_PATH_SIZE : len >= SUN_PATH_SIZE) {
-    return sockit_failmsg(L, "ENAMETOOLONG", "%s %s%s: %s (%d bytes, at most %d)",
-                          op, abstract ? "@" : "", path + abstract,
-                          strerror(ENAMETOOLONG), (int)len,
-                          (int)SUN_PATH_SIZE - (abstract ? 0 : 1));
+    if (abstract) {
+      luaL_Buffer b;
+      char *t = luaL_buffinitsize(L, &b, 2 * len + 2);
+      luaL_pushresultsize(&b, fmt_abstract(path + 1, len - 1, t, 2 * len + 2));
+    }
+    else
+      lua_pushvalue(L, arg);
+    return sockit_failmsg(L, "ENAMETOOLONG", "%s %s: %s (%d bytes, at most %d)",
+                          op, lua_tostring(L, -1), strerror(ENAMETOOLONG),
+                          (int)len, (int)SUN_PATH_SIZE - (abstract ? 0 : 1));
   }
   memset(un, 0, sizeof(*un));
   un->sun_family = AF_UNIX;
@@ -318,27 +394,20 @@ int mod_getaddrinfo (lua_State *L) {
   struct addrinfo hints, *res, *ai, **box;
   int rc, n = 0;
   memset(&hints, 0, sizeof(hints));
-  if (lua_type(L, 2) == LUA_TNUMBER) {
+  /* a number, or a string Lua takes for one ("80", "8e1"), is a port,
+     checked as bind checks it (glibc would take "70000" modulo 65536 and
+     refuse "8e1"); another string is a service name: "http" */
+  if (lua_isnumber(L, 2)) {
     snprintf(portbuf, sizeof(portbuf), "%d", sockit_checkport(L, 2));
     serv = portbuf;
     hints.ai_flags |= AI_NUMERICSERV;
   }
-  else if (!lua_isnoneornil(L, 2)) {
-    serv = checkname(L, 2, 0, "port");   /* a service name: "http" */
-    if (serv[0] != '\0' && strspn(serv, "0123456789") == strlen(serv)) {
-      /* digits: a port number, not a name; glibc would take "70000"
-         modulo 65536 (4464) */
-      unsigned long v;
-      errno = 0;
-      v = strtoul(serv, NULL, 10);
-      luaL_argcheck(L, errno == 0 && v <= 65535, 2, "port out of range");
-      hints.ai_flags |= AI_NUMERICSERV;
-    }
-  }
+  else if (!lua_isnoneornil(L, 2))
+    serv = checkname(L, 2, 0, "port");
   if (!lua_isnoneornil(L, 3))
-    hints.ai_family = gai_familyvals[luaL_checkoption(L, 3, NULL, gai_families)];
+    hints.ai_family = gai_familyvals[sockit_checkoption(L, 3, NULL, gai_families)];
   if (!lua_isnoneornil(L, 4))
-    hints.ai_socktype = gai_typevals[luaL_checkoption(L, 4, NULL, gai_types)];
+    hints.ai_socktype = gai_typevals[sockit_checkoption(L, 4, NULL, gai_types)];
   if (host == NULL)
     hints.ai_flags |= AI_PASSIVE;
 #ifdef SOCKIT_FUZZ
@@ -356,12 +425,14 @@ int mod_getaddrinfo (lua_State *L) {
   if (rc != 0) {
     int err = errno;
     /* name what failed: the service when it is the service
-       ("getaddrinfo localhost:nosuchservice: Servname not supported") */
-    if (rc == EAI_SERVICE && serv != NULL)
+       ("getaddrinfo localhost:nosuchservice: Servname not supported"),
+       and with no host to name, the port (":80", as the Lua layer
+       writes it) */
+    if (serv != NULL && (rc == EAI_SERVICE || host == NULL || host[0] == '\0'))
       lua_pushfstring(L, strchr(host ? host : "", ':') ? "[%s]:%s" : "%s:%s",
                       host ? host : "", serv);
     else
-      lua_pushstring(L, host ? host : (serv ? serv : "?"));
+      lua_pushstring(L, (host[0] != '\0') ? host : "\"\"");
     return sockit_gaifail(L, rc, err, "getaddrinfo", lua_tostring(L, -1));
   }
   *box = res;

@@ -241,17 +241,22 @@ static void checkitemaddr (lua_State *L, const Socket *s, int top,
         "item %I: unix path contains a zero byte", i));
   }
   else {
-    int isint;
-    lua_Integer port = lua_tointegerx(L, top + 3, &isint);
-    if (!isint)
-      luaL_argerror(L, 2, lua_type(L, top + 3) == LUA_TNUMBER
-        ? lua_pushfstring(L, "item %I: port at [3] has no integer "
-                             "representation", i)
-        : lua_pushfstring(L, "item %I: port (an integer) expected at [3], "
-                             "got %s", i, luaL_typename(L, top + 3)));
-    if (port < 0 || port > 65535)
-      luaL_argerror(L, 2, lua_pushfstring(L,
-        "item %I: port out of range at [3]", i));
+    int port;
+    switch (sockit_toport(L, top + 3, &port)) {
+      case PORT_OK:
+        break;
+      case PORT_TYPE:
+        luaL_argerror(L, 2, lua_pushfstring(L, "item %I: port (an integer) "
+          "expected at [3], got %s", i, luaL_typename(L, top + 3)));
+        break;
+      case PORT_FRACTION:
+        luaL_argerror(L, 2, lua_pushfstring(L, "item %I: port at [3] has no "
+          "integer representation", i));
+        break;
+      default:
+        luaL_argerror(L, 2, lua_pushfstring(L,
+          "item %I: port out of range at [3]", i));
+    }
   }
 }
 

@@ -60,13 +60,16 @@ static const Option options[] = {
 };
 
 
+/* as sockit_checkoption, for the table of options */
 static const Option *checkoption (lua_State *L, int arg) {
-  const char *name = luaL_checkstring(L, arg);
+  size_t len;
+  const char *name = luaL_checklstring(L, arg, &len);
   const Option *o;
-  for (o = options; o->name != NULL; o++)
-    if (strcmp(o->name, name) == 0)
-      return o;
-  luaL_argerror(L, arg, lua_pushfstring(L, "invalid option '%s'", name));
+  if (strlen(name) == len)
+    for (o = options; o->name != NULL; o++)
+      if (strcmp(o->name, name) == 0)
+        return o;
+  sockit_badoption(L, arg);
   return NULL;
 }
 

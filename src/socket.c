@@ -35,6 +35,40 @@ static const char *const statenames[] = {
 };
 
 
+/*
+** luaL_checkoption, but a name with a zero byte inside matches nothing:
+** strcmp saw only its prefix, so "inet\0x" was taken for "inet". Every
+** name check of the core comes here (or to sockit_badoption).
+*/
+int sockit_checkoption (lua_State *L, int arg, const char *def,
+                        const char *const lst[]) {
+  size_t len;
+  const char *name = (def != NULL) ? luaL_optlstring(L, arg, def, &len)
+                                   : luaL_checklstring(L, arg, &len);
+  int i;
+  if (strlen(name) == len)
+    for (i = 0; lst[i] != NULL; i++)
+      if (strcmp(lst[i], name) == 0)
+        return i;
+  return sockit_badoption(L, arg);
+}
+
+
+/*
+** Raise "bad argument #arg to 'f' (invalid option '...')" for the string
+** at 'arg', every byte of it shown (a zero byte as \0).
+*/
+int sockit_badoption (lua_State *L, int arg) {
+  size_t len;
+  const char *name = lua_tolstring(L, arg, &len);
+  luaL_Buffer b;
+  char *t = luaL_buffinitsize(L, &b, 2 * len + 1);
+  luaL_pushresultsize(&b, sockit_escape(name, len, t, 2 * len + 1));
+  return luaL_argerror(L, arg, lua_pushfstring(L, "invalid option '%s'",
+                                               lua_tostring(L, -1)));
+}
+
+
 const char *sockit_familyname (int family) {
   int i;
   for (i = 0; familynames[i] != NULL; i++)
@@ -72,7 +106,7 @@ const char *sockit_typename (int type) {
 */
 static const char socket_tag = 0;
 
-static Socket *testsocket (lua_State *L, int arg) {
+Socket *sockit_testsocket (lua_State *L, int arg) {
   Socket *s = (Socket *)lua_touserdata(L, arg);
   if (s != NULL && lua_rawlen(L, arg) == sizeof(Socket) &&
       s->tag == &socket_tag)
@@ -84,10 +118,11 @@ static Socket *testsocket (lua_State *L, int arg) {
 /*
 ** Push a new socket userdata that is still closed (fd -1), so that an
 ** error before the descriptor exists leaves a consistent object and a
-** descriptor stored into it later is owned from that moment on.
+** descriptor stored into it later is owned from that moment on. Its one
+** user value is poller.c's: the pollers that hold it (nil while none).
 */
 Socket *sockit_newsocket (lua_State *L, int family, int type) {
-  Socket *s = (Socket *)lua_newuserdatauv(L, sizeof(Socket), 0);
+  Socket *s = (Socket *)lua_newuserdatauv(L, sizeof(Socket), 1);
   s->tag = &socket_tag;
   s->fd = -1;
   s->family = family;
@@ -95,6 +130,7 @@ Socket *sockit_newsocket (lua_State *L, int family, int type) {
   s->state = ST_FRESH;
   s->timeout = -1;
   s->gso = 0;
+  s->npolled = 0;
   luaL_setmetatable(L, SOCKIT_SOCKET);
   return s;
 }
@@ -102,7 +138,7 @@ Socket *sockit_newsocket (lua_State *L, int family, int type) {
 
 /* a socket, open or closed (for close, __gc, __tostring) */
 Socket *sockit_tosocket (lua_State *L, int arg) {
-  Socket *s = testsocket(L, arg);
+  Socket *s = sockit_testsocket(L, arg);
   if (s == NULL)
     luaL_typeerror(L, arg, SOCKIT_SOCKET);
   return s;
@@ -207,12 +243,19 @@ int sockit_optfd (lua_State *L, int arg) {
 
 /*
 ** close, __gc and __close in one idempotent function (cqueues
-** lso_destroy): mark closed first, then close(2).
+** lso_destroy): mark closed first, then close(2). A socket some poller
+** holds leaves it before: epoll's interest list holds the open file, so
+** if the file lives on in another descriptor (a dup, a child, one passed
+** with SCM_RIGHTS) the entry would outlive close(2) and be reported
+** forever; and EPOLL_CTL_DEL needs the descriptor. A socket in no poller
+** pays one compare.
 */
 static int sock_close (lua_State *L) {
   Socket *s = sockit_tosocket(L, 1);
   if (s->fd != -1) {
     int fd = s->fd, err;
+    if (s->npolled > 0)
+      sockit_unpoll(L, 1, s);
     s->fd = -1;
     s->state = ST_FRESH;
     if ((err = sys_close(fd)) != 0)
@@ -258,16 +301,37 @@ static int isbound (const struct sockaddr_storage *ss, socklen_t len) {
 
 
 /*
+** A connect sockit saw start, as the kernel has it now: "connected" when
+** there is a peer, "connect failed" when the socket is writable without
+** one (done, and failed), else "connecting". Reads no SO_ERROR, which
+** would take the error away from connect and getoption("error").
+*/
+static const char *connecting (Socket *s, int haspeer) {
+  struct pollfd p;
+  int n;
+  if (haspeer)
+    return statenames[ST_CONNECTED];
+  p.fd = s->fd; p.events = POLLOUT; p.revents = 0;
+  while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+    ;
+  return (n > 0) ? "connect failed" : statenames[ST_CONNECTING];
+}
+
+
+/*
 ** The state shown is what sockit saw the socket do, unless it saw no
 ** more than a bind: a socket adopted with core.fromfd, or bound by the
 ** kernel on a first sendto, may be bound, listening or connected
-** already, and then the kernel says which.
+** already, and then the kernel says which. What sockit saw connect, or
+** start to, may have ended since: the kernel says that too (a peer that
+** reset the connection leaves it "disconnected", as conn.lua shows it).
 */
 static int sock_tostring (lua_State *L) {
   Socket *s = sockit_tosocket(L, 1);
   struct sockaddr_storage ss;
   socklen_t len;
   char local[SOCKIT_ADDRSTRLEN], peer[SOCKIT_ADDRSTRLEN];
+  const char *label;
   int state, bound = 0, connected = 0;
   if (s->fd == -1) {
     lua_pushliteral(L, SOCKIT_SOCKET "{closed}");
@@ -299,10 +363,16 @@ static int sock_tostring (lua_State *L) {
     else if (bound)
       state = ST_BOUND;
   }
+  if (state == ST_CONNECTING)
+    label = connecting(s, connected);
+  else if (state == ST_CONNECTED && !connected)
+    label = "disconnected";
+  else
+    label = statenames[state];
   lua_pushfstring(L, SOCKIT_SOCKET "{%s %s fd=%d%s%s%s%s %s}",
                   sockit_familyname(s->family), sockit_typename(s->type),
                   s->fd, local[0] ? " " : "", local,
-                  peer[0] ? " -> " : "", peer, statenames[state]);
+                  peer[0] ? " -> " : "", peer, label);
   return 1;
 }
 
@@ -402,7 +472,7 @@ static void pushevents (lua_State *L, int revents) {
 /* s:wait(events [, timeout]) -> "r"|"w"|"rw" or nil, msg, "ETIMEDOUT" */
 static int sock_wait (lua_State *L) {
   Socket *s = sockit_checksocket(L, 1);
-  int events = eventvals[luaL_checkoption(L, 2, NULL, eventnames)];
+  int events = eventvals[sockit_checkoption(L, 2, NULL, eventnames)];
   double timeout = luaL_optnumber(L, 3, -1);
   int revents = 0, err;
   if (lua_isnoneornil(L, 3))
@@ -832,6 +902,32 @@ static int sock_sendv (lua_State *L) {
 */
 
 /*
+** The sender's address for recvfrom, pushed: host, port or path. The
+** kernel gives none for a connected stream; there it is the peer
+** (getpeername), so that an inet stream too returns data, host, port,
+** and "", 0 if the kernel has forgotten the peer already (a reset just
+** after the data came). An unnamed unix peer is "".
+*/
+static int pushfrom (lua_State *L, Socket *s, struct sockaddr_storage *ss,
+                     socklen_t len) {
+  int k = sockit_pushaddr(L, (struct sockaddr *)ss, len);
+  if (k != 0)
+    return k;
+  if (s->family == AF_UNIX) {
+    lua_pushliteral(L, "");
+    return 1;
+  }
+  len = sizeof(*ss);
+  if (getpeername(s->fd, (struct sockaddr *)ss, &len) == 0
+      && (k = sockit_pushaddr(L, (struct sockaddr *)ss, len)) != 0)
+    return k;
+  lua_pushliteral(L, "");
+  lua_pushinteger(L, 0);
+  return 2;
+}
+
+
+/*
 ** recv and recvfrom. A stream read of n bytes returns them; a datagram
 ** is received with MSG_TRUNC so that the kernel reports its real length:
 ** one longer than 'max' is EMSGSIZE, never silently cut. Small reads go
@@ -884,14 +980,8 @@ static int do_recv (lua_State *L, int from) {
     lua_pushlstring(L, buf, (size_t)n);
   else
     luaL_pushresultsize(&b, (size_t)n);
-  if (from) {
-    int k = sockit_pushaddr(L, (struct sockaddr *)&ss, from ? sslen : 0);
-    if (k == 0 && s->family == AF_UNIX) {
-      lua_pushliteral(L, "");
-      k = 1;
-    }
-    return 1 + k;
-  }
+  if (from)
+    return 1 + pushfrom(L, s, &ss, sslen);
   return 1;
 }
 
@@ -918,7 +1008,7 @@ static int sock_shutdown (lua_State *L) {
   static const char *const hows[] = {"r", "w", "rw", NULL};
   static const int howvals[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
   Socket *s = sockit_checksocket(L, 1);
-  int how = howvals[luaL_checkoption(L, 2, NULL, hows)];
+  int how = howvals[sockit_checkoption(L, 2, NULL, hows)];
   if (shutdown(s->fd, how) != 0)
     return sockit_fail(L, errno, "shutdown", NULL);
   lua_pushboolean(L, 1);
@@ -962,7 +1052,7 @@ static int sock_settimeout (lua_State *L) {
     double t = luaL_checknumber(L, 2);
     luaL_argcheck(L, t >= 0, 2,   /* (false for NaN too) */
                   t != t ? "timeout is NaN" : "timeout must not be negative");
-    s->timeout = t;
+    s->timeout = (t == 0) ? 0.0 : t;   /* -0.0 passes t >= 0: store 0 */
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -1029,8 +1119,8 @@ static int only_joined_groups (int fd, int family) {
 
 /* core.socket(family, type [, protocol]) */
 static int mod_socket (lua_State *L) {
-  int family = familyvals[luaL_checkoption(L, 1, NULL, familynames)];
-  int type = typevals[luaL_checkoption(L, 2, NULL, typenames)];
+  int family = familyvals[sockit_checkoption(L, 1, NULL, familynames)];
+  int type = typevals[sockit_checkoption(L, 2, NULL, typenames)];
   lua_Integer proto = luaL_optinteger(L, 3, 0);
   Socket *s;
   int err, fd;
@@ -1050,7 +1140,7 @@ static int mod_socket (lua_State *L) {
 
 /* core.socketpair([type]) */
 static int mod_socketpair (lua_State *L) {
-  int type = typevals[luaL_checkoption(L, 1, "stream", typenames)];
+  int type = typevals[sockit_checkoption(L, 1, "stream", typenames)];
   Socket *a = sockit_newsocket(L, AF_UNIX, type);
   Socket *b = sockit_newsocket(L, AF_UNIX, type);
   int fds[2], err;

@@ -62,6 +62,8 @@ typedef struct Socket {
   double timeout;      /* seconds; < 0 blocks forever, 0 never waits */
   int gso;             /* UDP segmentation offload for sendmany (batch.c):
                           0 not known yet, 1 in use, -1 not available */
+  int npolled;         /* how many pollers hold it as an object (poller.c):
+                          when > 0, closing it takes it out of them first */
 } Socket;
 
 /* the scratch receive buffer, one per module instance (an upvalue) */
@@ -118,8 +120,9 @@ int sockit_gaifail (lua_State *L, int gaierr, int err, const char *op,
 ** addr.c
 ** =======================================================
 */
-/* a textual address for messages: "1.2.3.4:80", "[::1]:80", "/p", "@a" */
-#define SOCKIT_ADDRSTRLEN  (sizeof(((struct sockaddr_un *)0)->sun_path) + 64)
+/* a textual address for messages: "1.2.3.4:80", "[::1]:80", "/p", "@a"
+   (an abstract name's bytes may take two characters each: addr.c) */
+#define SOCKIT_ADDRSTRLEN  (2 * sizeof(((struct sockaddr_un *)0)->sun_path) + 64)
 
 typedef struct Addr {
   struct sockaddr_storage ss;
@@ -127,7 +130,10 @@ typedef struct Addr {
   char text[SOCKIT_ADDRSTRLEN];   /* for messages */
 } Addr;
 
+enum { PORT_OK, PORT_TYPE, PORT_FRACTION, PORT_RANGE };
+int sockit_toport (lua_State *L, int idx, int *port);
 int sockit_checkport (lua_State *L, int arg);
+size_t sockit_escape (const char *s, size_t n, char *buf, size_t size);
 int sockit_toaddr (lua_State *L, int family, int arg, int passive,
                    const char *op, Addr *a);
 int sockit_pushaddr (lua_State *L, const struct sockaddr *sa, socklen_t len);
@@ -145,6 +151,7 @@ int mod_getaddrinfo (lua_State *L);
 Socket *sockit_newsocket (lua_State *L, int family, int type);
 Socket *sockit_checksocket (lua_State *L, int arg);
 Socket *sockit_tosocket (lua_State *L, int arg);
+Socket *sockit_testsocket (lua_State *L, int arg);
 /* the state of one call's waits (sockit_waitfor): start with WAIT_INIT(L) */
 typedef struct Wait {
   double deadline;   /* 0: not computed yet; < 0: none */
@@ -157,12 +164,16 @@ int sockit_interrupted (lua_State *L);
 int sockit_optfd (lua_State *L, int arg);
 int sockit_kinderror (lua_State *L, const char *fname, const char *expected,
                       const char *got);
+int sockit_checkoption (lua_State *L, int arg, const char *def,
+                        const char *const lst[]);
+int sockit_badoption (lua_State *L, int arg);
 const char *sockit_familyname (int family);
 const char *sockit_typename (int type);
 void sockit_opensocket (lua_State *L);
 int sock_setoption (lua_State *L);
 int sock_getoption (lua_State *L);
 void sockit_openpoller (lua_State *L);
+void sockit_unpoll (lua_State *L, int arg, Socket *s);
 void sockit_openfdpass (lua_State *L);
 void sockit_openbatch (lua_State *L);
 void sockit_opensendfile (lua_State *L);

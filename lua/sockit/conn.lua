@@ -25,7 +25,7 @@ local error, pairs, select, setmetatable, tonumber, tostring, type =
 local byte, find, match, sub = string.byte, string.find, string.match, string.sub
 local format_ = string.format
 local concat, pack, unpack = table.concat, table.pack, table.unpack
-local tointeger, math_type = math.tointeger, math.type
+local abs, tointeger, math_type = math.abs, math.tointeger, math.type
 local argerror, format = addr.argerror, addr.format
 local deadline_of, waitfor = wait.deadline, wait.wait
 -- the core's methods as plain functions: a hot path saves the method
@@ -761,6 +761,7 @@ them from this module (M.settimeout, ...) instead of copies.
 function Conn:settimeout (t)
   checkopen(self)
   M.checktimeout(t, "settimeout")
+  if t == 0 then t = abs(t) end   -- -0.0 is 0
   self._timeout = t or false
   return true
 end
@@ -802,16 +803,15 @@ end
 "sockit.socket{...}" of the core, renamed, with the buffered count. The
 core shows the peer getpeername gives; once the peer has reset the
 connection the kernel has forgotten it (ENOTCONN) and the core prints no
-peer but still its own state, "connected". Then the peer this object
-knew (accept's or connect's address, conn:peer()) is shown, with the
-state "disconnected". (A unix peer without a name shows none, connected.)
+peer and the state "disconnected". Then the peer this object knew
+(accept's or connect's address, conn:peer()) is shown. (A unix peer
+without a name shows none, connected.)
 ]]
 function M.describe (kind, self, extra)
   if self._closed then return "sockit." .. kind .. "{closed}" end
-  local sock = self.socket
-  local inner = match(tostring(sock), "^sockit%.socket{(.*)}$") or "?"
-  local head = match(inner, "^(.*) connected$")
-  if head and not find(head, " -> ", 1, true) and not sock:getpeername() then
+  local inner = match(tostring(self.socket), "^sockit%.socket{(.*)}$") or "?"
+  local head = match(inner, "^(.*) disconnected$")
+  if head and not find(head, " -> ", 1, true) then
     local peer = self._peer
     inner = head .. (peer and peer ~= "" and (" -> " .. peer) or "")
             .. " disconnected"

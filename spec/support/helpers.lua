@@ -270,6 +270,19 @@ function H.run_lua(code, opts)
   return out, status, err
 end
 
+-- H.run_lua on a poller backend: "epoll" (the core under test) or "poll"
+-- (build/poll/sockit/core.so, the poll(2) fallback, built by make test)
+function H.run_lua_on(backend, code, opts)
+  if backend == "poll" then
+    local dir = H.root .. "/build/poll"
+    assert(H.exists(dir .. "/sockit/core.so"),
+           "build the fallback: make build/poll/sockit/core.so")
+    code = "package.cpath = " .. string.format("%q", dir .. "/?.so;")
+      .. " .. package.cpath\n" .. code
+  end
+  return H.run_lua(code, opts)
+end
+
 -- start a shell command in the background, under `timeout` (default
 -- 30 s); its stdout and stderr go to a file. Returns a handle: h.pid (the
 -- timeout process, which leads the command's process group), h.output(),
