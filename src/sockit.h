@@ -7,6 +7,7 @@
 **   errors.c, addr.c     glue: errno/EAI names, sockaddr <-> Lua values
 **   socket.c, options.c, core.c, poller.c   the Lua-facing objects
 **   fdpass.c, batch.c, sendfile.c            SPEC §4 additions
+**   resolve.c            getaddrinfo on worker threads (SPEC §4)
 */
 #ifndef SOCKIT_H
 #define SOCKIT_H
@@ -22,6 +23,7 @@
 #include <sys/un.h>
 #include <signal.h>
 #include <netinet/in.h>
+#include <netdb.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -84,6 +86,8 @@ int sys_socket (int family, int type, int protocol, int *fd);
 int sys_socketpair (int type, int fds[2]);
 int sys_setnonblock (int fd);
 int sys_close (int fd);
+int sys_eventfd (int *fd);
+int sys_notify (int fd);
 size_t sys_cmsg_fds (struct msghdr *msg, int *fds, size_t max);
 /* SIGPIPE blocked around one s:sendfile (sys.c) */
 typedef struct SysNoPipe {
@@ -133,6 +137,16 @@ int sockit_toaddr (lua_State *L, int family, int arg, int passive,
 int sockit_pushaddr (lua_State *L, const struct sockaddr *sa, socklen_t len);
 void sockit_fmtaddr (const struct sockaddr *sa, socklen_t len,
                      char *buf, size_t size);
+/* the checked arguments of core.getaddrinfo and core._resolve */
+typedef struct GaiQuery {
+  const char *host;          /* NULL: the wildcard (AI_PASSIVE) */
+  const char *serv;          /* NULL, portbuf, or the caller's string */
+  char portbuf[8];
+  struct addrinfo hints;
+} GaiQuery;
+void sockit_gaiquery (lua_State *L, GaiQuery *q);
+int sockit_gairesult (lua_State *L, const char *host, const char *serv,
+                      int rc, int err, const struct addrinfo *res);
 int mod_getaddrinfo (lua_State *L);
 /* }====================================================== */
 
@@ -154,6 +168,7 @@ typedef struct Wait {
 #define WAIT_INIT(L)  {0, 0, (L)}
 int sockit_waitfor (Socket *s, int events, Wait *w);
 int sockit_interrupted (lua_State *L);
+int sockit_fdwait (lua_State *L, int fd);
 int sockit_optfd (lua_State *L, int arg);
 int sockit_kinderror (lua_State *L, const char *fname, const char *expected,
                       const char *got);
@@ -168,6 +183,7 @@ void sockit_openbatch (lua_State *L);
 void sockit_opensendfile (lua_State *L);
 void sockit_openfaults (lua_State *L);
 void sockit_openunixfile (lua_State *L);
+void sockit_openresolve (lua_State *L);
 int mod_poller (lua_State *L);
 /* }====================================================== */
 
