@@ -222,7 +222,7 @@ static int spawn (void) {
   if ((err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED)) == 0) {
     sigfillset(&all);
     if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) == 0) {
-      err = pthread_create(&tid, &attr, worker, NULL);
+      err = sk_pthread_create(&tid, &attr, worker, NULL);
       if ((merr = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0 && err == 0)
         abort();   /* only EINVAL, for a bad 'how': cannot happen */
     }

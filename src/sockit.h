@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <netinet/in.h>
 #include <netdb.h>
+#include <pthread.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -202,17 +203,21 @@ ssize_t fault_recvfrom (int fd, void *buf, size_t len, int flags,
                         struct sockaddr *from, socklen_t *fromlen);
 int fault_accept4 (int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int fault_connect (int fd, const struct sockaddr *sa, socklen_t len);
+int fault_pthread_create (pthread_t *tid, const pthread_attr_t *attr,
+                          void *(*fn) (void *), void *arg);
 #define sk_sendto    fault_sendto
 #define sk_sendmsg   fault_sendmsg
 #define sk_recvfrom  fault_recvfrom
 #define sk_accept4   fault_accept4
 #define sk_connect   fault_connect
+#define sk_pthread_create  fault_pthread_create
 #else
 #define sk_sendto    sendto
 #define sk_sendmsg   sendmsg
 #define sk_recvfrom  recvfrom
 #define sk_accept4   accept4
 #define sk_connect   connect
+#define sk_pthread_create  pthread_create
 #endif
 /* }====================================================== */
 
