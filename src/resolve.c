@@ -15,9 +15,9 @@
 ** numeric host (AI_NUMERICHOST finds it) or none, and a numeric port or
 ** none. Otherwise it goes to the pool.
 **
-** The pool is process-wide (threads are): at most POOL_MAX threads at a
-** time, made on demand while jobs wait and ending when none waits, so an
-** idle process has none and ten thousand lookups at once queue. They
+** The pool is process-wide (threads are): at most POOL_MAX threads exist
+** at a time, made on demand while jobs wait and ending when none waits,
+** so an idle process has none and ten thousand lookups at once queue. They
 ** block every signal (the main thread keeps SIGINT, SIGPIPE, ... and the
 ** EINTR of its waits: socket.c, sockit_interrupted). A thread that
 ** cannot be made, with none running, leaves the lookup to the caller,
@@ -48,6 +48,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,12 +79,22 @@ typedef struct JobList {
   Job *head, *tail;
 } JobList;
 
+/*
+** A worker's slot: the bound is on threads that exist, not on threads
+** that work. One that has found the queue empty still exists for a
+** moment after it lets go of the lock, so it leaves its slot T_EXITED,
+** and a new thread takes the slot only once the old one is joined.
+*/
+enum { T_FREE, T_RUNNING, T_EXITED };
+
 static struct {
   pthread_mutex_t lock;
   JobList queued, running;
-  int nthreads;              /* workers alive */
+  int nthreads;              /* slots T_RUNNING */
   int initerr;               /* pool_init failed: no threads, ever */
-} pool = {PTHREAD_MUTEX_INITIALIZER, {NULL, NULL}, {NULL, NULL}, 0, 0};
+  int tstate[POOL_MAX];      /* T_* */
+  pthread_t tid[POOL_MAX];   /* of the T_RUNNING and T_EXITED slots */
+} pool = {PTHREAD_MUTEX_INITIALIZER, {NULL, NULL}, {NULL, NULL}, 0, 0, {0}, {0}};
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
@@ -187,7 +198,7 @@ static void job_release (Job *j) {
 
 
 static void *worker (void *arg) {
-  (void)arg;
+  int slot = (int)(intptr_t)arg;
   pool_lock();
   while (pool.queued.head != NULL) {
     Job *j = pool.queued.head;
@@ -203,31 +214,36 @@ static void *worker (void *arg) {
     job_finish(j, rc, err, res);
   }
   pool.nthreads--;   /* under the lock: a submit that follows makes one */
+  pool.tstate[slot] = T_EXITED;
   pool_unlock();
   return NULL;
 }
 
 
 /*
-** A detached worker with every signal blocked: the mask is inherited
-** from the creating thread, so block all here and restore after.
+** A worker in a free slot (pool.lock held, fewer than POOL_MAX running),
+** with every signal blocked: the mask is inherited from the creating
+** thread, so block all here and restore after. A slot whose thread has
+** ended is joined first (it has let go of the lock: at most a moment).
 */
 static int spawn (void) {
-  pthread_attr_t attr;
-  pthread_t tid;
   sigset_t all, old;
-  int err, merr;
-  if ((err = pthread_attr_init(&attr)) != 0)
-    return err;
-  if ((err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED)) == 0) {
-    sigfillset(&all);
-    if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) == 0) {
-      err = sk_pthread_create(&tid, &attr, worker, NULL);
-      if ((merr = pthread_sigmask(SIG_SETMASK, &old, NULL)) != 0 && err == 0)
-        abort();   /* only EINVAL, for a bad 'how': cannot happen */
-    }
+  int slot, err;
+  for (slot = 0; pool.tstate[slot] == T_RUNNING; slot++)
+    ;   /* (one is not running: nthreads < POOL_MAX) */
+  if (pool.tstate[slot] == T_EXITED) {
+    if (pthread_join(pool.tid[slot], NULL) != 0)
+      abort();   /* only for a thread that is not ours to join: a bug */
+    pool.tstate[slot] = T_FREE;
   }
-  (void)pthread_attr_destroy(&attr);   /* cannot fail on Linux */
+  sigfillset(&all);
+  if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0)
+    return err;
+  err = sk_pthread_create(&pool.tid[slot], NULL, worker, (void *)(intptr_t)slot);
+  if (pthread_sigmask(SIG_SETMASK, &old, NULL) != 0)
+    abort();   /* only EINVAL, for a bad 'how': cannot happen */
+  if (err == 0)
+    pool.tstate[slot] = T_RUNNING;
   return err;
 }
 
@@ -267,7 +283,8 @@ static void atfork_child (void) {
     else
       renew_fd(j);
   }
-  pool.nthreads = 0;
+  pool.nthreads = 0;   /* the parent's threads are not here to join */
+  memset(pool.tstate, 0, sizeof(pool.tstate));
   pool_unlock();
 }
 
