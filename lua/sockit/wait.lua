@@ -231,18 +231,23 @@ not known"). M.resolver, when set, is called instead (synchronously).
 local function lookup (host, port, family, socktype, deadline)
   local resolver = M.resolver
   if resolver then return resolver(host, port, family, socktype) end
-  local job = core._resolve(host, port, family, socktype)
+  local job, jmsg, jcode = core._resolve(host, port, family, socktype)
+  if not job then return nil, jmsg, jcode end
   local list, msg, code = job:result()
+  if code ~= "EAGAIN" then   -- answered at once (a numeric host): no wait,
+    job:close()              -- so no descriptor for the loop to forget
+    return list, msg, code
+  end
   -- the descriptor is readable only once the job is done: a second turn
   -- finds the answer (the bound is for safety)
   for _ = 1, 100 do
-    if code ~= "EAGAIN" then break end
     local ok, wmsg, wcode = M.wait(job, "r", deadline)
     if not ok then
       list, msg, code = nil, wmsg, wcode
       break
     end
     list, msg, code = job:result()
+    if code ~= "EAGAIN" then break end
   end
   M.close(job)   -- (the loop forgets its descriptor first)
   return list, msg, code
