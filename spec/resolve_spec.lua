@@ -46,12 +46,7 @@ local wait = require "sockit.wait"
 local H = require "support.helpers"
 local hole = assert(core.socket("inet", "dgram"))
 assert(hole:bind("127.0.0.1", 53))
-local function threads()
-  local f = assert(io.open("/proc/self/status"))
-  local n = tonumber(f:read("a"):match("\nThreads:%s*(%d+)"))
-  f:close()
-  return n
-end
+local threads = H.threads
 ]]
 
 --[[
@@ -184,12 +179,7 @@ describe("wait.resolve", function()
     local out, status, err = H.run_lua([[
       local sockit = require "sockit"
       local wait = require "sockit.wait"
-      local function threads()
-        local f = assert(io.open("/proc/self/status"))
-        local n = tonumber(f:read("a"):match("\nThreads:%s*(%d+)"))
-        f:close()
-        return n
-      end
+      local threads = require("support.helpers").threads
       local before, most, ok, done = threads(), 0, 0, 0
       for i = 1, 200 do
         sockit.spawn(function()
@@ -247,42 +237,16 @@ describe("resolution with a DNS server that never answers", function()
     assert.is_true(secs >= 0.9 and secs < 2.5 * SLOW, "took " .. f.secs .. " s")
   end)
 
-  it("suspends only its task: another task ticks during the lookup", function()
-    if not need_ns() then return end
-    local out, status, err = in_ns([[
+  -- a task connects to the slow name (connect's opts as Lua text) while
+  -- another ticks every 50 ms; prints the ticks seen during the connect,
+  -- its time and its result
+  local function ticking(opts)
+    return [[
       local ticks, during, secs, result = 0, nil, nil, nil
       sockit.spawn(function()
         local t0 = core.now()
-        local c, msg, code = sockit.connect("tcp", "slow.example.test:80", {timeout = 1})
+        local c, msg, code = sockit.connect("tcp", "slow.example.test:80", ]] .. opts .. [[)
         secs = core.now() - t0
-        during = ticks
-        result = tostring(c) .. "|" .. msg .. "|" .. code
-      end)
-      sockit.spawn(function()
-        for _ = 1, 40 do
-          if result then break end
-          ticks = ticks + 1
-          sockit.sleep(0.05)
-        end
-      end)
-      sockit.run()
-      print("secs " .. secs)
-      print("ticks " .. during)
-      print("result " .. result)
-    ]])
-    assert.are.equal(0, status, err)
-    local f = fields(out)
-    assert.are.equal("nil|connect slow.example.test:80: timed out|ETIMEDOUT", f.result)
-    assert.is_true(tonumber(f.secs) < 2.5 * SLOW, "took " .. f.secs .. " s")
-    assert.is_true(tonumber(f.ticks) >= 5, "ticks during the lookup: " .. f.ticks)
-  end)
-
-  it("without a timeout, waits for the resolver's answer, in its task only", function()
-    if not need_ns() then return end
-    local out, status, err = in_ns([[
-      local ticks, during, result = 0, nil, nil
-      sockit.spawn(function()
-        local c, msg, code = sockit.connect("tcp", "slow.example.test:80")
         during = ticks
         result = tostring(c) .. "|" .. msg .. "|" .. code
       end)
@@ -294,9 +258,25 @@ describe("resolution with a DNS server that never answers", function()
         end
       end)
       sockit.run()
+      print("secs " .. secs)
       print("ticks " .. during)
       print("result " .. result)
-    ]], {dnswait = 1})
+    ]]
+  end
+
+  it("suspends only its task: another task ticks during the lookup", function()
+    if not need_ns() then return end
+    local out, status, err = in_ns(ticking("{timeout = 1}"))
+    assert.are.equal(0, status, err)
+    local f = fields(out)
+    assert.are.equal("nil|connect slow.example.test:80: timed out|ETIMEDOUT", f.result)
+    assert.is_true(tonumber(f.secs) < 2.5 * SLOW, "took " .. f.secs .. " s")
+    assert.is_true(tonumber(f.ticks) >= 5, "ticks during the lookup: " .. f.ticks)
+  end)
+
+  it("without a timeout, waits for the resolver's answer, in its task only", function()
+    if not need_ns() then return end
+    local out, status, err = in_ns(ticking("nil"), {dnswait = 1})
     assert.are.equal(0, status, err)
     local f = fields(out)
     assert.are.equal("nil|connect slow.example.test:80: Temporary failure in name "
@@ -373,23 +353,7 @@ describe("resolution with a DNS server that never answers", function()
       io.write("pid ", io.open("/proc/self/stat"):read("n"), "\nready\n")
       print(sockit.connect("tcp", "slow.example.test:80"))
     ]], {spawn = true, dnswait = 10, timeout = 30})
-    local ok, err = pcall(function()
-      local pid = H.wait_until(function()
-        local out = h.output()
-        return out:find("ready\n", 1, true) and out:match("pid (%d+)\n")
-      end, 10)
-      assert.is_truthy(pid, "the child did not start: " .. h.output())
-      H.sleep(0.3)   -- into its wait
-      os.execute("kill -INT " .. pid)
-      local t0 = H.now()
-      local status = h:wait(5 * SLOW)
-      assert.are.equal(1, status, "not stopped by SIGINT: " .. h.output())
-      assert.is_true(H.now() - t0 < 3 * SLOW)
-      assert.matches("interrupted!", h.output())
-    end)
-    h.kill()
-    h.cleanup()
-    assert(ok, err)
+    H.interrupts(h, 0.3, SLOW)
   end)
 
   it("valgrind: an abandoned lookup and exit while one runs lose nothing", function()
