@@ -13,7 +13,8 @@ OPT        ?= -O2
 CFLAGS     ?= $(OPT) -g
 WARN        = -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
               -Wpointer-arith -Wcast-qual -Wformat=2 -Werror
-ALL_CFLAGS  = -std=gnu11 -fPIC $(WARN) $(LUA_INC) $(CFLAGS)
+ALL_CFLAGS  = -std=gnu11 -fPIC -pthread $(WARN) $(LUA_INC) $(CFLAGS)
+# -pthread (ALL_CFLAGS, the link of $(CORE)): src/resolve.c's worker threads
 LDFLAGS    ?=
 SRCS        = $(wildcard src/*.c)
 HDRS        = $(wildcard src/*.h)
@@ -42,7 +43,7 @@ build:
 
 $(CORE): $(OBJS)
 	@mkdir -p sockit
-	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS)
+	$(CC) -shared -pthread $(LDFLAGS) -o $@ $(OBJS)
 
 $(POLLCORE): $(SRCS) $(HDRS)
 	@mkdir -p build/poll/sockit
@@ -62,17 +63,17 @@ SANFLAGS    = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
               -fno-omit-frame-pointer
 $(SANCORE): $(SRCS) $(HDRS)
 	@mkdir -p build/sanitize/sockit
-	$(CC) -std=gnu11 -fPIC $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -shared -o $@ $(SRCS)
+	$(CC) -std=gnu11 -fPIC -pthread $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -shared -o $@ $(SRCS)
 # the fault-injection cores with the sanitizers (tools/sanitize.sh points
 # spec/faults_spec.lua at them)
 SANFAULTCORE     = build/sanitize/faults/sockit/core.so
 SANFAULTPOLLCORE = build/sanitize/faults-poll/sockit/core.so
 $(SANFAULTCORE): $(SRCS) $(HDRS)
 	@mkdir -p build/sanitize/faults/sockit
-	$(CC) -std=gnu11 -fPIC $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -DSOCKIT_FAULTS -shared -o $@ $(SRCS)
+	$(CC) -std=gnu11 -fPIC -pthread $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -DSOCKIT_FAULTS -shared -o $@ $(SRCS)
 $(SANFAULTPOLLCORE): $(SRCS) $(HDRS)
 	@mkdir -p build/sanitize/faults-poll/sockit
-	$(CC) -std=gnu11 -fPIC $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -DSOCKIT_FAULTS -DSOCKIT_USE_POLL -shared -o $@ $(SRCS)
+	$(CC) -std=gnu11 -fPIC -pthread $(WARN) $(LUA_INC) -O1 -g $(SANFLAGS) -DSOCKIT_FAULTS -DSOCKIT_USE_POLL -shared -o $@ $(SRCS)
 
 sanitize: deps
 	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(FAULTPOLLCORE) $(SANCORE) \
@@ -89,7 +90,7 @@ FUZZ_RUNS   ?= 1000000
 FUZZ_SECONDS ?= 120
 $(FUZZER): fuzz/fuzz_parsers.c $(SRCS) $(HDRS)
 	@mkdir -p build/fuzz/corpus
-	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	clang -std=gnu11 -pthread -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined -DSOCKIT_FUZZ -DSOCKIT_FAULTS \
 	  $(WARN) $(LUA_INC) -o $@ fuzz/fuzz_parsers.c $(SRCS) -llua5.4
 

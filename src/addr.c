@@ -387,43 +387,49 @@ static int aibox_gc (lua_State *L) {
 }
 
 
-int mod_getaddrinfo (lua_State *L) {
-  const char *host = checkname(L, 1, 1, "host");
-  const char *serv = NULL;
-  char portbuf[8];
-  struct addrinfo hints, *res, *ai, **box;
-  int rc, n = 0;
-  memset(&hints, 0, sizeof(hints));
+/*
+** The arguments of core.getaddrinfo (and core._resolve, resolve.c) at
+** 1..4, checked: misuse raises. 'q->serv' may point into 'q' itself
+** (portbuf), so 'q' is used where it was filled, never copied.
+*/
+void sockit_gaiquery (lua_State *L, GaiQuery *q) {
+  q->host = checkname(L, 1, 1, "host");
+  q->serv = NULL;
+  memset(&q->hints, 0, sizeof(q->hints));
   /* a number, or a string Lua takes for one ("80", "8e1"), is a port,
      checked as bind checks it (glibc would take "70000" modulo 65536 and
      refuse "8e1"); another string is a service name: "http" */
   if (lua_isnumber(L, 2)) {
-    snprintf(portbuf, sizeof(portbuf), "%d", sockit_checkport(L, 2));
-    serv = portbuf;
-    hints.ai_flags |= AI_NUMERICSERV;
+    snprintf(q->portbuf, sizeof(q->portbuf), "%d", sockit_checkport(L, 2));
+    q->serv = q->portbuf;
+    q->hints.ai_flags |= AI_NUMERICSERV;
   }
   else if (!lua_isnoneornil(L, 2))
-    serv = checkname(L, 2, 0, "port");
+    q->serv = checkname(L, 2, 0, "port");
   if (!lua_isnoneornil(L, 3))
-    hints.ai_family = gai_familyvals[sockit_checkoption(L, 3, NULL, gai_families)];
+    q->hints.ai_family = gai_familyvals[sockit_checkoption(L, 3, NULL, gai_families)];
   if (!lua_isnoneornil(L, 4))
-    hints.ai_socktype = gai_typevals[sockit_checkoption(L, 4, NULL, gai_types)];
-  if (host == NULL)
-    hints.ai_flags |= AI_PASSIVE;
+    q->hints.ai_socktype = gai_typevals[sockit_checkoption(L, 4, NULL, gai_types)];
+  if (q->host == NULL)
+    q->hints.ai_flags |= AI_PASSIVE;
 #ifdef SOCKIT_FUZZ
-  hints.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
+  q->hints.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
 #endif
-  luaL_argcheck(L, host != NULL || serv != NULL, 1, "host or port expected");
-  box = (struct addrinfo **)lua_newuserdatauv(L, sizeof(*box), 0);
-  *box = NULL;
-  if (luaL_newmetatable(L, SOCKIT_AIBOX)) {
-    lua_pushcfunction(L, aibox_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  rc = getaddrinfo(host, serv, &hints, &res);
+  luaL_argcheck(L, q->host != NULL || q->serv != NULL, 1, "host or port expected");
+}
+
+
+/*
+** What getaddrinfo(host, serv) answered ('rc', errno 'err', the list
+** 'res' when rc is 0) as core.getaddrinfo returns it: the array of
+** entries, or nil, msg, code. 'res' stays the caller's: a memory error
+** while the table is built must find it owned (a box, a resolve job).
+*/
+int sockit_gairesult (lua_State *L, const char *host, const char *serv,
+                      int rc, int err, const struct addrinfo *res) {
+  const struct addrinfo *ai;
+  int n = 0;
   if (rc != 0) {
-    int err = errno;
     /* name what failed: the service when it is the service
        ("getaddrinfo localhost:nosuchservice: Servname not supported"),
        and with no host to name, the port (":80", as the Lua layer
@@ -435,7 +441,6 @@ int mod_getaddrinfo (lua_State *L) {
       lua_pushstring(L, (host[0] != '\0') ? host : "\"\"");
     return sockit_gaifail(L, rc, err, "getaddrinfo", lua_tostring(L, -1));
   }
-  *box = res;
   lua_newtable(L);
   for (ai = res; ai != NULL; ai = ai->ai_next) {
     const struct addrinfo *prev;
@@ -456,9 +461,32 @@ int mod_getaddrinfo (lua_State *L) {
     lua_setfield(L, -2, "host");
     lua_rawseti(L, -2, ++n);
   }
-  *box = NULL;
-  freeaddrinfo(res);
   return 1;
+}
+
+
+int mod_getaddrinfo (lua_State *L) {
+  GaiQuery q;
+  struct addrinfo *res = NULL, **box;
+  int rc, err, nres;
+  sockit_gaiquery(L, &q);
+  box = (struct addrinfo **)lua_newuserdatauv(L, sizeof(*box), 0);
+  *box = NULL;
+  if (luaL_newmetatable(L, SOCKIT_AIBOX)) {
+    lua_pushcfunction(L, aibox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  rc = getaddrinfo(q.host, q.serv, &q.hints, &res);
+  err = errno;
+  if (rc == 0)
+    *box = res;
+  nres = sockit_gairesult(L, q.host, q.serv, rc, err, res);
+  if (rc == 0) {
+    *box = NULL;
+    freeaddrinfo(res);
+  }
+  return nres;
 }
 
 /* }====================================================== */

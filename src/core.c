@@ -15,6 +15,7 @@ LUAMOD_API int luaopen_sockit_core (lua_State *L) {
   sockit_opensendfile(L);
   sockit_openfaults(L);
   sockit_openunixfile(L);
+  sockit_openresolve(L);
   lua_pushliteral(L, SOCKIT_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

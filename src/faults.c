@@ -9,13 +9,17 @@
 **
 ** each rule "op:kind:n" fires on every n-th call of op, where op is send
 ** (send, sendto, sendmsg), recv (recvfrom, recvmsg on streams), accept or
-** connect, and kind is
+** connect, or thread (the pthread_create of resolve.c's pool: every kind
+** fails it with EAGAIN), and kind is
 **     short   the call moves at most half the bytes asked (at least 1)
 **     eintr   the call fails with EINTR before reaching the kernel
 **     eagain  the call fails with EAGAIN (as if the socket were not ready)
 ** so that the specs can prove that every partial case is handled by the
 ** retry loops here and by the Lua layer's buffered read and write.
 ** The rules are process-wide state: acceptable in a test-only build.
+**
+** core._fork() is fork(2) for the specs of resolve.c's fork handling
+** (pid, 0 in the child, or nil, msg, code): test-only too.
 */
 #include "sockit.h"
 
@@ -26,11 +30,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
-enum { OP_SEND, OP_RECV, OP_ACCEPT, OP_CONNECT, NOPS };
+enum { OP_SEND, OP_RECV, OP_ACCEPT, OP_CONNECT, OP_THREAD, NOPS };
 enum { K_SHORT, K_EINTR, K_EAGAIN, NKINDS };
 
-static const char *const opnames[] = {"send", "recv", "accept", "connect"};
+static const char *const opnames[] = {"send", "recv", "accept", "connect",
+                                      "thread"};
 static const char *const kindnames[] = {"short", "eintr", "eagain"};
 
 #define MAXRULES 16
@@ -203,6 +209,24 @@ int fault_connect (int fd, const struct sockaddr *sa, socklen_t len) {
 }
 
 
+int fault_pthread_create (pthread_t *tid, const pthread_attr_t *attr,
+                          void *(*fn) (void *), void *arg) {
+  if (fault(OP_THREAD) != 0)
+    return EAGAIN;
+  return pthread_create(tid, attr, fn, arg);
+}
+
+
+/* core._fork() -> pid (0 in the child) | nil, msg, code */
+static int mod_fork (lua_State *L) {
+  pid_t pid = fork();
+  if (pid < 0)
+    return sockit_fail(L, errno, "fork", NULL);
+  lua_pushinteger(L, pid);
+  return 1;
+}
+
+
 /*
 ** core._faults([spec]) -> {["op:kind:n"] = injected, ...}, total
 ** With a spec, replaces the rules (a bad spec raises); "" removes them.
@@ -233,6 +257,8 @@ void sockit_openfaults (lua_State *L) {
     fprintf(stderr, "sockit: ignoring bad SOCKIT_FAULTS='%s'\n", spec);
   lua_pushcfunction(L, mod_faults);
   lua_setfield(L, -2, "_faults");
+  lua_pushcfunction(L, mod_fork);
+  lua_setfield(L, -2, "_fork");
 }
 
 #else

@@ -469,9 +469,12 @@ static void pushevents (lua_State *L, int revents) {
 }
 
 
-/* s:wait(events [, timeout]) -> "r"|"w"|"rw" or nil, msg, "ETIMEDOUT" */
-static int sock_wait (lua_State *L) {
-  Socket *s = sockit_checksocket(L, 1);
+/*
+** x:wait(events [, timeout]) -> "r"|"w"|"rw" or nil, msg, "ETIMEDOUT" on
+** the descriptor 'fd' of argument 1 (a socket's; a resolve job's too,
+** resolve.c), with its arguments at 2 and 3
+*/
+int sockit_fdwait (lua_State *L, int fd) {
   int events = eventvals[sockit_checkoption(L, 2, NULL, eventnames)];
   double timeout = luaL_optnumber(L, 3, -1);
   int revents = 0, err;
@@ -480,11 +483,17 @@ static int sock_wait (lua_State *L) {
   else
     luaL_argcheck(L, timeout >= 0, 3,   /* (false for NaN too) */
                   timeout != timeout ? "timeout is NaN" : "timeout must not be negative");
-  err = waitfd(L, s->fd, events, sys_deadline(timeout), &revents);
+  err = waitfd(L, fd, events, sys_deadline(timeout), &revents);
   if (err != 0)
     return sockit_fail(L, err, "wait", NULL);
   pushevents(L, revents);
   return 1;
+}
+
+
+/* s:wait(events [, timeout]) */
+static int sock_wait (lua_State *L) {
+  return sockit_fdwait(L, sockit_checksocket(L, 1)->fd);
 }
 
 /* }====================================================== */

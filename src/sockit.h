@@ -7,6 +7,7 @@
 **   errors.c, addr.c     glue: errno/EAI names, sockaddr <-> Lua values
 **   socket.c, options.c, core.c, poller.c   the Lua-facing objects
 **   fdpass.c, batch.c, sendfile.c            SPEC §4 additions
+**   resolve.c            getaddrinfo on worker threads (SPEC §4)
 */
 #ifndef SOCKIT_H
 #define SOCKIT_H
@@ -22,6 +23,8 @@
 #include <sys/un.h>
 #include <signal.h>
 #include <netinet/in.h>
+#include <netdb.h>
+#include <pthread.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -86,6 +89,8 @@ int sys_socket (int family, int type, int protocol, int *fd);
 int sys_socketpair (int type, int fds[2]);
 int sys_setnonblock (int fd);
 int sys_close (int fd);
+int sys_eventfd (int *fd);
+int sys_notify (int fd);
 size_t sys_cmsg_fds (struct msghdr *msg, int *fds, size_t max);
 /* SIGPIPE blocked around one s:sendfile (sys.c) */
 typedef struct SysNoPipe {
@@ -139,6 +144,16 @@ int sockit_toaddr (lua_State *L, int family, int arg, int passive,
 int sockit_pushaddr (lua_State *L, const struct sockaddr *sa, socklen_t len);
 void sockit_fmtaddr (const struct sockaddr *sa, socklen_t len,
                      char *buf, size_t size);
+/* the checked arguments of core.getaddrinfo and core._resolve */
+typedef struct GaiQuery {
+  const char *host;          /* NULL: the wildcard (AI_PASSIVE) */
+  const char *serv;          /* NULL, portbuf, or the caller's string */
+  char portbuf[8];
+  struct addrinfo hints;
+} GaiQuery;
+void sockit_gaiquery (lua_State *L, GaiQuery *q);
+int sockit_gairesult (lua_State *L, const char *host, const char *serv,
+                      int rc, int err, const struct addrinfo *res);
 int mod_getaddrinfo (lua_State *L);
 /* }====================================================== */
 
@@ -161,6 +176,7 @@ typedef struct Wait {
 #define WAIT_INIT(L)  {0, 0, (L)}
 int sockit_waitfor (Socket *s, int events, Wait *w);
 int sockit_interrupted (lua_State *L);
+int sockit_fdwait (lua_State *L, int fd);
 int sockit_optfd (lua_State *L, int arg);
 int sockit_kinderror (lua_State *L, const char *fname, const char *expected,
                       const char *got);
@@ -179,6 +195,7 @@ void sockit_openbatch (lua_State *L);
 void sockit_opensendfile (lua_State *L);
 void sockit_openfaults (lua_State *L);
 void sockit_openunixfile (lua_State *L);
+void sockit_openresolve (lua_State *L);
 int mod_poller (lua_State *L);
 /* }====================================================== */
 
@@ -197,17 +214,21 @@ ssize_t fault_recvfrom (int fd, void *buf, size_t len, int flags,
                         struct sockaddr *from, socklen_t *fromlen);
 int fault_accept4 (int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int fault_connect (int fd, const struct sockaddr *sa, socklen_t len);
+int fault_pthread_create (pthread_t *tid, const pthread_attr_t *attr,
+                          void *(*fn) (void *), void *arg);
 #define sk_sendto    fault_sendto
 #define sk_sendmsg   fault_sendmsg
 #define sk_recvfrom  fault_recvfrom
 #define sk_accept4   fault_accept4
 #define sk_connect   fault_connect
+#define sk_pthread_create  fault_pthread_create
 #else
 #define sk_sendto    sendto
 #define sk_sendmsg   sendmsg
 #define sk_recvfrom  recvfrom
 #define sk_accept4   accept4
 #define sk_connect   connect
+#define sk_pthread_create  pthread_create
 #endif
 /* }====================================================== */
 

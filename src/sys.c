@@ -11,7 +11,9 @@
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/sendfile.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,6 +128,30 @@ int sys_close (int fd) {
   if (close(fd) != 0 && errno != EINTR)
     return errno;
   return 0;
+}
+
+
+/*
+** A counter descriptor that a thread makes readable (sys_notify) when
+** it has finished (resolve.c): eventfd(2), close-on-exec, non-blocking.
+*/
+int sys_eventfd (int *fd) {
+  *fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  return (*fd < 0) ? errno : 0;
+}
+
+
+/*
+** Make 'fd' (a sys_eventfd) readable: add 1 to its counter. EAGAIN
+** would need 2^64 - 2 notifications without a read; EINTR is retried.
+*/
+int sys_notify (int fd) {
+  static const uint64_t one = 1;
+  ssize_t n;
+  do
+    n = write(fd, &one, sizeof(one));
+  while (n < 0 && errno == EINTR);
+  return (n < 0) ? errno : 0;
 }
 
 /* }====================================================== */

@@ -163,12 +163,14 @@ function M.connect (network, address, opts)
   if host == nil then
     list = loopbacks(net, port)
   else
-    list, msg, code = wait.resolve(host, port, net.family, net.type, "connect")
+    list, msg, code = wait.resolve(host, port, net.family, net.type, "connect",
+                                   deadline)
     if not list then return nil, msg, code end
   end
   local llist = lhost == nil and bind and true or nil
   if lhost then
-    llist, msg, code = wait.resolve(lhost, lport, net.family, net.type, "bind")
+    llist, msg, code = wait.resolve(lhost, lport, net.family, net.type, "bind",
+                                    deadline)
     if not llist then return nil, msg, code end
   end
   local fmsg, fcode

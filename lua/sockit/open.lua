@@ -198,7 +198,8 @@ function M.candidates (net, host, port)
     return {{family = "inet6", port = port, dual = true},
             {family = "inet", port = port}}
   end
-  return wait.resolve(host, port, net.family, net.type, "bind")
+  -- (listen and bind have no timeout: no deadline)
+  return wait.resolve(host, port, net.family, net.type, "bind", nil)
 end
 
 

@@ -56,8 +56,9 @@ M.closing(sock)
     wake any task still waiting on it.
 
 M.resolver(host, port, family, type) -> list | nil, msg, code
-    Replaces core.getaddrinfo (same arguments and results), e.g. with a
-    resolver on a worker thread whose completion the poller watches.
+    Replaces the lookup of M.resolve (core.getaddrinfo's arguments and
+    results; the specs use it to fake answers). nil: core._resolve, on
+    a worker thread whose descriptor M.wait waits for.
 ]]
 M.hook = nil
 M.recvhook = nil
@@ -217,15 +218,43 @@ end
 
 
 --[[
-M.resolve(host, port, family, type, op) -> list | nil, msg, code
-core.getaddrinfo, or the loop's resolver; a failure reads
+M.resolve(host, port, family, type, op [, deadline]) -> list | nil, msg, code
+core.getaddrinfo's answer, without blocking the loop: the lookup runs on
+a worker thread (core._resolve; a numeric host answers at once), and the
+caller waits for its descriptor as for a socket's, through M.wait: in a
+task only that task is suspended, outside one the process blocks (Ctrl-C
+stops it, as any wait). At 'deadline' (nil: none) the lookup is
+abandoned: "<op> host:port: timed out", "ETIMEDOUT". A failure reads
 "<op> host:port: <reason>" ("connect nosuch.invalid:80: Name or service
-not known"). The core call cannot be cut short: the time it takes counts
-against the caller's deadline, which the caller checks afterwards.
+not known"). M.resolver, when set, is called instead (synchronously).
 ]]
-function M.resolve (host, port, family, socktype, op)
-  local resolver = M.resolver or core.getaddrinfo
-  local list, msg, code = resolver(host, port, family, socktype)
+local function lookup (host, port, family, socktype, deadline)
+  local resolver = M.resolver
+  if resolver then return resolver(host, port, family, socktype) end
+  local job, jmsg, jcode = core._resolve(host, port, family, socktype)
+  if not job then return nil, jmsg, jcode end
+  local list, msg, code = job:result()
+  if code ~= "EAGAIN" then   -- answered at once (a numeric host): no wait,
+    job:close()              -- so no descriptor for the loop to forget
+    return list, msg, code
+  end
+  -- the descriptor is readable only once the job is done: a second turn
+  -- finds the answer (the bound is for safety)
+  for _ = 1, 100 do
+    local ok, wmsg, wcode = M.wait(job, "r", deadline)
+    if not ok then
+      list, msg, code = nil, wmsg, wcode
+      break
+    end
+    list, msg, code = job:result()
+    if code ~= "EAGAIN" then break end
+  end
+  M.close(job)   -- (the loop forgets its descriptor first)
+  return list, msg, code
+end
+
+function M.resolve (host, port, family, socktype, op, deadline)
+  local list, msg, code = lookup(host, port, family, socktype, deadline)
   if list then return list end
   local text = find(host, ":", 1, true) and ("[" .. host .. "]:" .. port)
                or (host .. ":" .. port)

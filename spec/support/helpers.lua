@@ -152,6 +152,14 @@ function H.pid()
   return math.tointeger(pid)
 end
 
+-- how many threads this process has now (/proc/self/status)
+function H.threads()
+  local f = assert(io.open("/proc/self/status", "r"))
+  local n = tonumber(f:read("a"):match("\nThreads:%s*(%d+)"))
+  f:close()
+  return n
+end
+
 function H.is_root()
   local f = io.open("/proc/self/status", "r")
   if not f then return false end
@@ -343,6 +351,37 @@ function H.spawn_lua(code, opts)
     os.remove(file)
   end
   return h
+end
+
+--[[
+H.interrupts(h, settle [, slow]): the child of handle 'h' (H.spawn_lua)
+writes "pid <its pid>" then "ready" just before it blocks; after
+'settle' seconds more, Ctrl-C (SIGINT) must end it within 3 s (times
+'slow') with status 1 and "interrupted!" (the standalone lua's handler).
+The child is killed and its files removed whatever happens.
+]]
+function H.interrupts(h, settle, slow)
+  slow = slow or 1
+  local ok, err = pcall(function()
+    local pid = H.wait_until(function()
+      local out = h.output()
+      return out:find("ready\n", 1, true) and out:match("^pid (%d+)\n")
+    end, 10)
+    -- (plain asserts: a module required by a spec sees no busted's)
+    assert(pid, "the child did not start: " .. h.output())
+    H.sleep(settle)   -- into its wait
+    os.execute("kill -INT " .. pid)
+    local t0 = H.now()
+    local status = h:wait(5 * slow)
+    assert(status == 1, "not stopped by SIGINT (status " .. tostring(status)
+           .. "): " .. h.output())
+    local secs = H.now() - t0
+    assert(secs < 3 * slow, "SIGINT took " .. secs .. " s")
+    assert(h.output():find("interrupted!", 1, true), "no 'interrupted!': " .. h.output())
+  end)
+  h.kill()
+  h.cleanup()
+  assert(ok, err)
 end
 
 -- }======================================================
