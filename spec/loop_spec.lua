@@ -404,6 +404,34 @@ describe("sockit event loop", function()
     assert.are.equal("EBADF", received.code)
   end)
 
+  -- regression: a task waiting in accept or a read on a listener or conn
+  -- whose .socket the user closed directly (not through the object) was
+  -- never woken: run() hung (the loop did not know the socket had gone)
+  it("wakes the tasks waiting on a .socket closed directly: EBADF", function()
+    local out, status, err = H.run_lua([[
+      local sockit = require "sockit"
+      local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
+      local l2 = assert(sockit.listen("tcp", "127.0.0.1:0"))
+      local c = assert(sockit.connect("tcp", l2:addr()))
+      local s = assert(l2:accept())
+      local got = {}
+      sockit.spawn(function() got[1] = {l:accept()} end)
+      sockit.spawn(function() got[2] = {c:recv()} end)
+      sockit.spawn(function() got[3] = {s:read("l")} end)
+      sockit.spawn(function()
+        sockit.sleep(0.05)
+        l.socket:close(); c.socket:close(); s.socket:close()
+      end)
+      sockit.run()
+      for i = 1, 3 do print(got[i][1], got[i][2], got[i][3]) end
+      l:close(); l2:close()
+    ]], {timeout = 5})
+    assert.are.equal(0, status, err)
+    assert.are.equal("nil\taccept: socket closed while waiting\tEBADF\n" ..
+                     "nil\trecv: socket closed while waiting\tEBADF\n" ..
+                     "nil\trecv: socket closed while waiting\tEBADF\n", out)
+  end)
+
   it("says a task waiting in conn:recv is waiting", function()
     local l, c, peer = connected()
     local self_seen

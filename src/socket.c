@@ -131,6 +131,7 @@ Socket *sockit_newsocket (lua_State *L, int family, int type) {
   s->timeout = -1;
   s->gso = 0;
   s->npolled = 0;
+  s->watched = 0;
   luaL_setmetatable(L, SOCKIT_SOCKET);
   return s;
 }
@@ -242,6 +243,44 @@ int sockit_optfd (lua_State *L, int arg) {
 
 
 /*
+** The event loop's close hook (lua/sockit/loop.lua sets it with
+** core._closehook(fn), and marks each socket it waits on with
+** s:_watch()): closing a watched socket calls fn(s) first, while the
+** descriptor is still open, so that the loop takes it out of its poller
+** and wakes the tasks waiting on it ("EBADF") — also when the user closes
+** conn.socket or listener.socket directly rather than through the object.
+** Not from __gc: a socket a task waits on is not garbage, and a finalizer
+** should not run the loop's code.
+*/
+static const char closehook_key = 0;
+
+static int mod_closehook (lua_State *L) {
+  if (!lua_isnil(L, 1))
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &closehook_key);
+  return 0;
+}
+
+/* s:_watch([on]) -> (nothing): mark (or, with false, unmark) 's' */
+static int sock__watch (lua_State *L) {
+  Socket *s = sockit_checksocket(L, 1);
+  s->watched = lua_isnone(L, 2) || lua_toboolean(L, 2);
+  return 0;
+}
+
+static void closehook (lua_State *L, Socket *s) {
+  s->watched = 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &closehook_key) == LUA_TFUNCTION) {
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 0);
+  }
+  else
+    lua_pop(L, 1);
+}
+
+
+/*
 ** close, __gc and __close in one idempotent function (cqueues
 ** lso_destroy): mark closed first, then close(2). A socket some poller
 ** holds leaves it before: epoll's interest list holds the open file, so
@@ -252,6 +291,8 @@ int sockit_optfd (lua_State *L, int arg) {
 */
 static int sock_close (lua_State *L) {
   Socket *s = sockit_tosocket(L, 1);
+  if (s->fd != -1 && s->watched)
+    closehook(L, s);
   if (s->fd != -1) {
     int fd = s->fd, err;
     if (s->npolled > 0)
@@ -263,6 +304,11 @@ static int sock_close (lua_State *L) {
   }
   lua_pushboolean(L, 1);
   return 1;
+}
+
+static int sock_gc (lua_State *L) {
+  sockit_tosocket(L, 1)->watched = 0;   /* no close hook (above) */
+  return sock_close(L);
 }
 
 
@@ -1193,11 +1239,12 @@ static const luaL_Reg sock_methods[] = {
   {"family", sock_family},
   {"type", sock_type},
   {"_write", sock__write},
+  {"_watch", sock__watch},
   {NULL, NULL}
 };
 
 static const luaL_Reg sock_metamethods[] = {
-  {"__gc", sock_close},
+  {"__gc", sock_gc},
   {"__close", sock_close},
   {"__tostring", sock_tostring},
   {"__index", NULL},   /* placeholder */
@@ -1209,6 +1256,7 @@ static const luaL_Reg mod_funcs[] = {
   {"socketpair", mod_socketpair},
   {"getaddrinfo", mod_getaddrinfo},
   {"now", mod_now},
+  {"_closehook", mod_closehook},
   {NULL, NULL}
 };
 

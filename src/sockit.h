@@ -67,6 +67,8 @@ typedef struct Socket {
                           0 not known yet, 1 in use, -1 not available */
   int npolled;         /* how many pollers hold it as an object (poller.c):
                           when > 0, closing it takes it out of them first */
+  int watched;         /* the event loop waits on it (s:_watch): closing it
+                          calls the loop's close hook first (socket.c) */
 } Socket;
 
 /* the scratch receive buffer, one per module instance (an upvalue) */

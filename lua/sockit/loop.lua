@@ -300,6 +300,11 @@ local function enroll (sock, events)
     edgew[fd] = ev == "rw" or nil
   end
   fdof[sock] = fd
+  -- a core socket closed directly (conn.socket:close()) calls 'closing'
+  -- through the core's close hook (a resolve job has no such hook: only
+  -- wait.close closes it)
+  local watch = sock._watch
+  if watch then watch(sock) end
   return fd
 end
 
@@ -448,6 +453,7 @@ on it, so that a task blocked in accept or read sees "EBADF".
 ]]
 local function closing (sock)
   local fd = fdof[sock] or sock:fileno()
+  if fdof[sock] and sock._watch then sock:_watch(false) end  -- told once
   fdof[sock] = nil
   local co = rdco[fd]
   if co then   -- parked by park_recv: queue it, told "closed"
@@ -777,6 +783,7 @@ end
 wait.hook = park
 wait.recvhook = park_recv
 wait.closing = closing
+core._closehook(closing)
 wait.task = running_task
 wait.suspend = M.suspend
 wait.resume = M.resume
