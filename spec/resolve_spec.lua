@@ -67,13 +67,7 @@ local function in_ns(code, opts)
   local o = {prefix = prefix, args = opts.args, timeout = opts.timeout or 30}
   code = (opts.head or "") .. PRELUDE .. code
   if opts.spawn then
-    local h = H.spawn_lua(code, o)
-    local cleanup = h.cleanup
-    function h.cleanup()
-      cleanup()
-      H.rmdir(dir)
-    end
-    return h
+    return H.also_cleanup(H.spawn_lua(code, o), function() H.rmdir(dir) end)
   end
   local out, status, err = H.run_lua(code, o)
   H.rmdir(dir)

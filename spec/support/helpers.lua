@@ -344,11 +344,16 @@ function H.spawn_lua(code, opts)
   for i, a in ipairs(opts.args or {}) do args[i] = q(a) end
   local cmd = (opts.prefix and (opts.prefix .. " ") or "")
     .. env_prefix() .. H.lua .. " " .. q(file) .. " " .. table.concat(args, " ")
-  local h = H.spawn(cmd, opts.timeout or 30)
+  return H.also_cleanup(H.spawn(cmd, opts.timeout or 30),
+                        function() os.remove(file) end)
+end
+
+-- h (a handle of H.spawn) whose cleanup() also runs fn afterwards
+function H.also_cleanup(h, fn)
   local cleanup = h.cleanup
   function h.cleanup()
     cleanup()
-    os.remove(file)
+    fn()
   end
   return h
 end
