@@ -432,6 +432,26 @@ describe("sockit event loop", function()
                      "nil\trecv: socket closed while waiting\tEBADF\n", out)
   end)
 
+  -- regression (review): a close hook that raised left the socket open
+  it("closes a watched socket even when the close hook raises", function()
+    local out, status, err = H.run_lua([[
+      local core = require "sockit.core"
+      local a, b = core.socketpair()
+      core._closehook(function() error("hook failed") end)
+      a:_watch()
+      local ok, e = pcall(a.close, a)
+      print(ok, e:match("hook failed") ~= nil, tostring(a))
+      print(pcall(a.fileno, a))
+      core._closehook(nil)
+      b:_watch()
+      print(b:close(), tostring(b))
+    ]], {timeout = 5})
+    assert.are.equal(0, status, err)
+    assert.are.equal("false\ttrue\tsockit.socket{closed}\n" ..
+                     "false\tattempt to use a closed socket\n" ..
+                     "true\tsockit.socket{closed}\n", out)
+  end)
+
   it("says a task waiting in conn:recv is waiting", function()
     local l, c, peer = connected()
     local self_seen

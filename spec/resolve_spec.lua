@@ -341,6 +341,30 @@ describe("resolution with a DNS server that never answers", function()
     assert.is_true(tonumber(f.secs) < 2.5 * SLOW, "took " .. f.secs .. " s")
   end)
 
+  -- regression: eight lookups abandoned at connect's deadline kept the
+  -- pool's eight threads until the resolver gave up on them, and every
+  -- later lookup, even of localhost, waited in line behind them
+  it("abandoned lookups do not hold the pool: localhost still resolves at once", function()
+    if not need_ns() then return end
+    local out, status, err = in_ns([[
+      local l = assert(sockit.listen("tcp4", "127.0.0.1:0"))
+      local port = l:addr():match(":(%d+)$")
+      for i = 1, 8 do
+        local _, msg, code = sockit.connect("tcp", "bad" .. i .. ".example.test:80",
+                                            {timeout = 0.05})
+        assert(code == "ETIMEDOUT", msg)
+      end
+      local t0 = core.now()
+      local c, msg, code = sockit.connect("tcp4", "localhost:" .. port, {timeout = 2})
+      print("connected " .. tostring(c ~= nil) .. " " .. tostring(code or msg))
+      print("secs " .. (core.now() - t0))
+    ]], {dnswait = 3})
+    assert.are.equal(0, status, err)
+    local f = fields(out)
+    assert.are.equal("true nil", f.connected)
+    assert.is_true(tonumber(f.secs) < 1, "took " .. f.secs .. " s")
+  end)
+
   it("Ctrl-C (SIGINT) stops a blocking resolution in the standalone lua", function()
     if not need_ns() then return end
     local h = in_ns([[

@@ -15,9 +15,14 @@
 ** numeric host (AI_NUMERICHOST finds it) or none, and a numeric port or
 ** none. Otherwise it goes to the pool.
 **
-** The pool is process-wide (threads are): at most POOL_MAX threads exist
+** The pool is process-wide (threads are): at most POOL_MAX threads work
 ** at a time, made on demand while jobs wait and ending when none waits,
-** so an idle process has none and ten thousand lookups at once queue. They
+** so an idle process has none and ten thousand lookups at once queue.
+** A lookup whose caller gave up (a connect's deadline passed) still runs
+** to its end in its thread, perhaps for the resolver's whole timeout:
+** such a thread does not count against POOL_MAX (or names would stop
+** resolving for everyone once eight of them hang), up to POOL_HARD
+** threads in all. Threads are detached: one that ends leaves nothing. They
 ** block every signal (the main thread keeps SIGINT, SIGPIPE, ... and the
 ** EINTR of its waits: socket.c, sockit_interrupted). A thread that
 ** cannot be made, with none running, leaves the lookup to the caller,
@@ -56,8 +61,10 @@
 
 #define SOCKIT_RESOLVE  "sockit.resolve"
 
-/* worker threads at most at a time (further jobs wait in line) */
-#define POOL_MAX  8
+/* worker threads at most at a time (further jobs wait in line), not
+   counting those busy with an abandoned lookup; and the hard bound */
+#define POOL_MAX   8
+#define POOL_HARD  64
 
 
 enum { J_QUEUED, J_RUNNING, J_DONE };
@@ -79,22 +86,13 @@ typedef struct JobList {
   Job *head, *tail;
 } JobList;
 
-/*
-** A worker's slot: the bound is on threads that exist, not on threads
-** that work. One that has found the queue empty still exists for a
-** moment after it lets go of the lock, so it leaves its slot T_EXITED,
-** and a new thread takes the slot only once the old one is joined.
-*/
-enum { T_FREE, T_RUNNING, T_EXITED };
-
 static struct {
   pthread_mutex_t lock;
   JobList queued, running;
-  int nthreads;              /* slots T_RUNNING */
+  int nthreads;              /* workers (each ends soon after it says so) */
+  int nabandoned;            /* running jobs that Lua let go of */
   int initerr;               /* pool_init failed: no threads, ever */
-  int tstate[POOL_MAX];      /* T_* */
-  pthread_t tid[POOL_MAX];   /* of the T_RUNNING and T_EXITED slots */
-} pool = {PTHREAD_MUTEX_INITIALIZER, {NULL, NULL}, {NULL, NULL}, 0, 0, {0}, {0}};
+} pool = {PTHREAD_MUTEX_INITIALIZER, {NULL, NULL}, {NULL, NULL}, 0, 0, 0};
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
@@ -173,8 +171,10 @@ static int lookup (Job *j, struct addrinfo **res, int *err) {
 */
 static void job_finish (Job *j, int rc, int err, struct addrinfo *res) {
   job_answer(j, rc, err, res);
-  if (!j->owned)
+  if (!j->owned) {
+    pool.nabandoned--;
     job_free(j);
+  }
   else
     (void)sys_notify(j->fd);
 }
@@ -189,6 +189,7 @@ static void job_release (Job *j) {
       break;
     case J_RUNNING:  /* its worker frees it when getaddrinfo returns */
       j->owned = 0;
+      pool.nabandoned++;
       break;
     default:
       job_free(j);
@@ -198,7 +199,7 @@ static void job_release (Job *j) {
 
 
 static void *worker (void *arg) {
-  int slot = (int)(intptr_t)arg;
+  (void)arg;
   pool_lock();
   while (pool.queued.head != NULL) {
     Job *j = pool.queued.head;
@@ -214,36 +215,32 @@ static void *worker (void *arg) {
     job_finish(j, rc, err, res);
   }
   pool.nthreads--;   /* under the lock: a submit that follows makes one */
-  pool.tstate[slot] = T_EXITED;
   pool_unlock();
   return NULL;
 }
 
 
 /*
-** A worker in a free slot (pool.lock held, fewer than POOL_MAX running),
-** with every signal blocked: the mask is inherited from the creating
-** thread, so block all here and restore after. A slot whose thread has
-** ended is joined first (it has let go of the lock: at most a moment).
+** A detached worker (pool.lock held), with every signal blocked: the
+** mask is inherited from the creating thread, so block all here and
+** restore after.
 */
 static int spawn (void) {
   sigset_t all, old;
-  int slot, err;
-  for (slot = 0; pool.tstate[slot] == T_RUNNING; slot++)
-    ;   /* (one is not running: nthreads < POOL_MAX) */
-  if (pool.tstate[slot] == T_EXITED) {
-    if (pthread_join(pool.tid[slot], NULL) != 0)
-      abort();   /* only for a thread that is not ours to join: a bug */
-    pool.tstate[slot] = T_FREE;
-  }
-  sigfillset(&all);
-  if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0)
+  pthread_attr_t attr;
+  pthread_t tid;
+  int err;
+  if ((err = pthread_attr_init(&attr)) != 0)
     return err;
-  err = sk_pthread_create(&pool.tid[slot], NULL, worker, (void *)(intptr_t)slot);
-  if (pthread_sigmask(SIG_SETMASK, &old, NULL) != 0)
-    abort();   /* only EINVAL, for a bad 'how': cannot happen */
-  if (err == 0)
-    pool.tstate[slot] = T_RUNNING;
+  if ((err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED)) == 0) {
+    sigfillset(&all);
+    if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) == 0) {
+      err = sk_pthread_create(&tid, &attr, worker, NULL);
+      if (pthread_sigmask(SIG_SETMASK, &old, NULL) != 0)
+        abort();   /* only EINVAL, for a bad 'how': cannot happen */
+    }
+  }
+  (void)pthread_attr_destroy(&attr);   /* (cannot fail on Linux) */
   return err;
 }
 
@@ -283,8 +280,8 @@ static void atfork_child (void) {
     else
       renew_fd(j);
   }
-  pool.nthreads = 0;   /* the parent's threads are not here to join */
-  memset(pool.tstate, 0, sizeof(pool.tstate));
+  pool.nthreads = 0;   /* the parent's threads are not here */
+  pool.nabandoned = 0;
   pool_unlock();
 }
 
@@ -314,7 +311,7 @@ static int submit (Job *j) {
   pool_lock();
   list_push(&pool.queued, j);
   j->state = J_QUEUED;
-  if (pool.nthreads < POOL_MAX) {
+  if (pool.nthreads < POOL_MAX + pool.nabandoned && pool.nthreads < POOL_HARD) {
     if ((err = spawn()) == 0)
       pool.nthreads++;
     else if (pool.nthreads > 0)
@@ -469,7 +466,12 @@ static int job_fileno (lua_State *L) {
 /* job:wait(events [, timeout]), as s:wait (wait.wait outside the loop) */
 static int job_wait (lua_State *L) {
   int fd, err;
-  if ((err = job_fd(checkjob(L), &fd)) != 0)
+  Job *j = checkjob(L);
+  /* an eventfd is always writable: "w" would say ready at once */
+  luaL_argcheck(L, lua_type(L, 2) == LUA_TSTRING
+                   && strcmp(lua_tostring(L, 2), "r") == 0, 2,
+                "a lookup waits for \"r\" only");
+  if ((err = job_fd(j, &fd)) != 0)
     return sockit_fail(L, err, "wait", NULL);
   return sockit_fdwait(L, fd);
 }

@@ -269,14 +269,19 @@ static int sock__watch (lua_State *L) {
   return 0;
 }
 
-static void closehook (lua_State *L, Socket *s) {
+/*
+** Call the hook for the socket at 1. Its error (a bug in the hook, or
+** memory) must not leave the socket open: it stays on the stack, and
+** sock_close closes first and raises it after. Returns whether it failed.
+*/
+static int closehook (lua_State *L, Socket *s) {
   s->watched = 0;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &closehook_key) == LUA_TFUNCTION) {
     lua_pushvalue(L, 1);
-    lua_call(L, 1, 0);
+    return lua_pcall(L, 1, 0, 0) != LUA_OK;
   }
-  else
-    lua_pop(L, 1);
+  lua_pop(L, 1);
+  return 0;
 }
 
 
@@ -291,17 +296,20 @@ static void closehook (lua_State *L, Socket *s) {
 */
 static int sock_close (lua_State *L) {
   Socket *s = sockit_tosocket(L, 1);
+  int hookerr = 0;
   if (s->fd != -1 && s->watched)
-    closehook(L, s);
+    hookerr = closehook(L, s);   /* (its error, if any, on top) */
   if (s->fd != -1) {
     int fd = s->fd, err;
     if (s->npolled > 0)
       sockit_unpoll(L, 1, s);
     s->fd = -1;
     s->state = ST_FRESH;
-    if ((err = sys_close(fd)) != 0)
+    if ((err = sys_close(fd)) != 0 && !hookerr)
       return sockit_fail(L, err, "close", NULL);
   }
+  if (hookerr)
+    return lua_error(L);
   lua_pushboolean(L, 1);
   return 1;
 }
