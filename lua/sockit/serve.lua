@@ -19,6 +19,8 @@ opts: what listen/bind take, plus
   on_error(err, peer)  called when a handler raises (default: stderr)
   max_datagram     datagram servers: the longest datagram taken whole
                    (default 65536; a longer one is reported and dropped)
+  workers          1 (or nil): SPEC §4's n processes are not built yet,
+                   and any other value raises instead of being ignored
 ]]
 
 local M = {}
@@ -333,6 +335,13 @@ function M.serve (sockit, network, address, handler, opts)
   local on_error = opts.on_error
   if on_error ~= nil and not callable(on_error) then
     error("bad argument #4 to 'serve' (on_error must be a function)", 2)
+  end
+  -- SPEC §4's workers (n processes) belong to a later issue: one process
+  -- is what serve runs, so more raises rather than quietly serve alone
+  local workers = opts.workers
+  if workers ~= nil and workers ~= 1 then
+    error("bad argument #4 to 'serve' (workers: one process only for now; "
+          .. "run several with reuseport = true to share the port)", 2)
   end
   local maxd = opts.max_datagram
   if maxd ~= nil then maxd = math.type(maxd) and math.tointeger(maxd) or 0 end
