@@ -22,7 +22,9 @@
 ** to its end in its thread, perhaps for the resolver's whole timeout:
 ** such a thread does not count against POOL_MAX (or names would stop
 ** resolving for everyone once eight of them hang), up to POOL_HARD
-** threads in all. Threads are detached: one that ends leaves nothing. They
+** threads in all. A thread that ends leaves its slot to be joined by
+** the next that takes it (or at exit), so that the bound is on threads
+** that exist, not merely on threads that work. They
 ** block every signal (the main thread keeps SIGINT, SIGPIPE, ... and the
 ** EINTR of its waits: socket.c, sockit_interrupted). A thread that
 ** cannot be made, with none running, leaves the lookup to the caller,
@@ -86,13 +88,25 @@ typedef struct JobList {
   Job *head, *tail;
 } JobList;
 
+/*
+** A worker's slot. One that has found the queue empty still exists for a
+** moment after it lets go of the lock, so it leaves its slot T_EXITED,
+** and a new thread takes the slot only once the old one is joined. Slots
+** are taken lowest first: while no lookup is abandoned only the first
+** POOL_MAX are used, and at most POOL_MAX threads exist.
+*/
+enum { T_FREE, T_RUNNING, T_EXITED };
+
 static struct {
   pthread_mutex_t lock;
   JobList queued, running;
-  int nthreads;              /* workers (each ends soon after it says so) */
+  int nthreads;              /* slots T_RUNNING */
   int nabandoned;            /* running jobs that Lua let go of */
   int initerr;               /* pool_init failed: no threads, ever */
-} pool = {PTHREAD_MUTEX_INITIALIZER, {NULL, NULL}, {NULL, NULL}, 0, 0, 0};
+  int tstate[POOL_HARD];     /* T_* */
+  pthread_t tid[POOL_HARD];  /* of the T_RUNNING and T_EXITED slots */
+} pool = {PTHREAD_MUTEX_INITIALIZER, {NULL, NULL}, {NULL, NULL}, 0, 0, 0,
+          {0}, {0}};
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
@@ -199,7 +213,7 @@ static void job_release (Job *j) {
 
 
 static void *worker (void *arg) {
-  (void)arg;
+  int slot = (int)(intptr_t)arg;
   pool_lock();
   while (pool.queued.head != NULL) {
     Job *j = pool.queued.head;
@@ -215,33 +229,54 @@ static void *worker (void *arg) {
     job_finish(j, rc, err, res);
   }
   pool.nthreads--;   /* under the lock: a submit that follows makes one */
+  pool.tstate[slot] = T_EXITED;
   pool_unlock();
   return NULL;
 }
 
 
 /*
-** A detached worker (pool.lock held), with every signal blocked: the
-** mask is inherited from the creating thread, so block all here and
-** restore after.
+** A worker in the lowest slot not running (pool.lock held, fewer running
+** than the bound), with every signal blocked: the mask is inherited from
+** the creating thread, so block all here and restore after. A slot whose
+** thread has ended is joined first (it has let go of the lock: at most a
+** moment).
 */
 static int spawn (void) {
   sigset_t all, old;
-  pthread_attr_t attr;
-  pthread_t tid;
-  int err;
-  if ((err = pthread_attr_init(&attr)) != 0)
-    return err;
-  if ((err = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED)) == 0) {
-    sigfillset(&all);
-    if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) == 0) {
-      err = sk_pthread_create(&tid, &attr, worker, NULL);
-      if (pthread_sigmask(SIG_SETMASK, &old, NULL) != 0)
-        abort();   /* only EINVAL, for a bad 'how': cannot happen */
-    }
+  int slot, err;
+  for (slot = 0; pool.tstate[slot] == T_RUNNING; slot++)
+    ;   /* (one is not running: nthreads < POOL_HARD) */
+  if (pool.tstate[slot] == T_EXITED) {
+    if (pthread_join(pool.tid[slot], NULL) != 0)
+      abort();   /* only for a thread that is not ours to join: a bug */
+    pool.tstate[slot] = T_FREE;
   }
-  (void)pthread_attr_destroy(&attr);   /* (cannot fail on Linux) */
+  sigfillset(&all);
+  if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0)
+    return err;
+  err = sk_pthread_create(&pool.tid[slot], NULL, worker, (void *)(intptr_t)slot);
+  if (pthread_sigmask(SIG_SETMASK, &old, NULL) != 0)
+    abort();   /* only EINVAL, for a bad 'how': cannot happen */
+  if (err == 0)
+    pool.tstate[slot] = T_RUNNING;
   return err;
+}
+
+
+/*
+** At exit, join the threads that have ended (nothing else would: their
+** stacks showed as "possibly lost" in valgrind). Running ones are left
+** to the exit.
+*/
+static void pool_atexit (void) {
+  int slot;
+  pool_lock();
+  for (slot = 0; slot < POOL_HARD; slot++) {
+    if (pool.tstate[slot] == T_EXITED && pthread_join(pool.tid[slot], NULL) == 0)
+      pool.tstate[slot] = T_FREE;
+  }
+  pool_unlock();
 }
 
 
@@ -280,8 +315,9 @@ static void atfork_child (void) {
     else
       renew_fd(j);
   }
-  pool.nthreads = 0;   /* the parent's threads are not here */
+  pool.nthreads = 0;   /* the parent's threads are not here to join */
   pool.nabandoned = 0;
+  memset(pool.tstate, 0, sizeof(pool.tstate));
   pool_unlock();
 }
 
@@ -295,6 +331,8 @@ static void pool_init (void) {
     return;
   }
   pool.initerr = pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+  if (pool.initerr == 0 && atexit(pool_atexit) != 0)
+    pool.initerr = ENOMEM;
 }
 
 
