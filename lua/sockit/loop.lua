@@ -447,13 +447,14 @@ end
 
 
 --[[
-The closing hook: the Lua layer is about to close 'sock'. Take its
-descriptor out of the poller first (STYLE.md 11) and wake whoever waits
-on it, so that a task blocked in accept or read sees "EBADF".
+The closing hook: 'sock' is about to be closed. The core calls it from
+the close of a socket the loop watches (core._closehook, enroll), and
+wait.close for a resolve job. Take its descriptor out of the poller
+first (STYLE.md 11) and wake whoever waits on it, so that a task blocked
+in accept or read sees "EBADF".
 ]]
 local function closing (sock)
   local fd = fdof[sock] or sock:fileno()
-  if fdof[sock] and sock._watch then sock:_watch(false) end  -- told once
   fdof[sock] = nil
   local co = rdco[fd]
   if co then   -- parked by park_recv: queue it, told "closed"

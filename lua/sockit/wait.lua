@@ -20,7 +20,7 @@ local M = {}
 
 local core = require "sockit.core"
 
-local assert, error, pcall = assert, error, pcall
+local assert, error = assert, error
 local find, match = string.find, string.match
 
 local now = core.now
@@ -263,12 +263,14 @@ function M.resolve (host, port, family, socktype, op, deadline)
 end
 
 
--- M.close(sock): tell the loop, then close the core socket; returns true
+-- M.close(sock): close a core socket or a resolve job, the loop told
+-- first; returns true
 function M.close (sock)
+  -- a core socket the loop waits on tells the loop itself, from its own
+  -- close (the core's close hook, set by loop.lua); a resolve job has no
+  -- hook, so the loop is told here
   local closing = M.closing
-  -- a socket the user already closed through .socket has no descriptor
-  -- left to forget (and sock:fileno() would raise)
-  if closing and pcall(sock.fileno, sock) then closing(sock) end
+  if closing and sock._watch == nil then closing(sock) end
   sock:close()
   return true
 end
