@@ -18,6 +18,9 @@
 # core). Needs valgrind;
 # builds the load generator into bench/out if it is not there. Bounded:
 # the server runs under timeout(1) and is interrupted when the load ends.
+# CG_OUT=FILE keeps cachegrind's counts for cg_annotate; CG_LUA=PATH runs
+# another interpreter (a Lua built with -g names the VM's functions).
+# The counts cover the whole server process, its set-up and exit too.
 set -eu
 here=$(cd "$(dirname "$0")/../.." && pwd)
 ROOT=$(cd "${1:-$here}" && pwd)
@@ -40,7 +43,7 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH="$ROOT/?.so;;" \
   timeout -s INT -k 5 $((SECONDS_ + 120)) valgrind --tool=cachegrind --cache-sim=yes \
   --I1=32768,8,64 --D1=32768,8,64 --LL=1048576,16,64 \
-  --cachegrind-out-file=/dev/null lua5.4 "$server" $layer echo tcp 127.0.0.1:0 \
+  --cachegrind-out-file=${CG_OUT:-/dev/null} ${CG_LUA:-lua5.4} "$server" $layer echo tcp 127.0.0.1:0 \
   > "$tmp/addr" 2> "$tmp/cg" &
 pid=$!
 i=0
