@@ -29,6 +29,7 @@ local loop = require "sockit.loop"
 local addr = require "sockit.addr"
 local dgram = require "sockit.dgram"
 local open = require "sockit.open"
+local wait = require "sockit.wait"
 
 local traceback = debug.traceback
 local xpcall, pcall, type, tostring, setmetatable, getmetatable, rawget, error =
@@ -230,7 +231,14 @@ local function proxy (server, ep)
     local host, port
     local e = server.peers[address]
     if e then host, port = e[2], e[3]
-    else host, port = dgram.destination(ep, address, 2, "sendto", 3) end
+    else
+      host, port = dgram.destination(ep, address, 2, "sendto", 3)
+      -- a name: looked up without holding up the loop (dgram.numeric)
+      local msg, code
+      host, msg, code = dgram.numeric(ep, host, port,
+                                      wait.deadline(ep._timeout), "sendto")
+      if not host then return nil, msg, code end
+    end
     local n = server.nqueued + 1
     server.queue[n] = {data, host, port}
     server.nqueued = n
