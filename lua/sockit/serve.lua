@@ -331,7 +331,10 @@ function M.serve (sockit, network, address, handler, opts)
   open.checkopts(opts, net.type == "dgram" and "bind" or "listen", 4,
                  "serve", 3)
   local max = opts.max_connections
-  if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
+  -- (an integer, or a float with an integer value: 2.0 counts, as for
+  -- backlog and max_datagram, and as luaL_checkinteger takes it)
+  if max ~= nil then max = math.type(max) and math.tointeger(max) or 0 end
+  if max ~= nil and max < 1 then
     error("bad argument #4 to 'serve' (max_connections must be a " ..
           "positive integer)", 2)
   end
