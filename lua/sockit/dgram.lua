@@ -362,7 +362,9 @@ function M.sendbatch (self, items, host, port, paced, deadline, started)
       -- the core names the common address (or none): name the item's own
       local bad = items[sent + 1]
       if type(bad) == "table" then
-        msg = "sendmany " .. format(self._family, bad[2], bad[3]) .. ": "
+        local where = format(self._family, bad[2], bad[3])
+        -- ("" is an unnamed unix peer: no address to name, as sendto)
+        msg = "sendmany" .. (where == "" and "" or " " .. where) .. ": "
               .. (match(msg, "^sendmany: (.*)$") or match(msg, "^sendmany .-: (.*)$")
                   or msg)
       end
