@@ -504,6 +504,20 @@ describe("sockit endpoints: sendmany/recvmany", function()
     assert.equal("recvmany: timed out", msg)
   end)
 
+  -- regression: an item to "" (an unnamed unix peer: what a datagram
+  -- server's handler gets for one, and may answer) failed with
+  -- "sendmany : Invalid argument", a blank where no address is; sendto
+  -- says "sendto: Invalid argument"
+  it("names no address for an item to an unnamed unix peer ('')", function()
+    local u = keep(assert(sockit.bind("unixgram", dir .. "/n")))
+    local ok, msg, code, sent = u:sendmany({{"x", ""}})
+    H.fails(ok, msg, code)
+    assert.equal("EINVAL", code)
+    assert.equal("sendmany: Invalid argument", msg)
+    assert.equal(0, sent)
+    assert.equal("sendto: Invalid argument", select(2, u:sendto("x", "")))
+  end)
+
   -- regression: the echo of docs/API.md raised "item 2: string expected
   -- at [1], got boolean" once a datagram in the batch was too long
   it("echoes with sendmany(recvmany(n)): an entry for a datagram too long is skipped", function()

@@ -313,6 +313,61 @@ describe("resolution with a DNS server that never answers", function()
                      fields(out).result)
   end)
 
+  -- regression: ep:sendto(data, "name:port") left the name to the core's
+  -- sendto, which ran getaddrinfo in the caller: a slow resolver froze
+  -- the whole loop (no tick) and ignored the endpoint's timeout
+  it("ep:sendto to a name suspends only its task, under the endpoint's timeout", function()
+    if not need_ns() then return end
+    local out, status, err = in_ns([[
+      local ep = assert(sockit.bind("udp", "127.0.0.1:0"))
+      local cu = assert(sockit.connect("udp", ep:addr()))
+      local ticks, done, lines = 0, false, {}
+      sockit.spawn(function()
+        for _ = 1, 200 do
+          if done then break end
+          ticks = ticks + 1
+          sockit.sleep(0.05)
+        end
+      end)
+      sockit.spawn(function()
+        for i, e in ipairs{ep, cu} do
+          e:settimeout(1)
+          local t0, before = core.now(), ticks
+          local n, msg, code = e:sendto("x", "slow.example.test:9")
+          lines[#lines + 1] = ("ep%d %s|%s|%s %.2f %d"):format(i, tostring(n),
+            msg, code, core.now() - t0, ticks - before)
+        end
+        -- sendmany too: the items before the one whose name fails go
+        local t0, before = core.now(), ticks
+        local n, msg, code, sent = ep:sendmany({{"one", ep:addr()},
+                                                {"two", "slow.example.test:9"}})
+        lines[#lines + 1] = ("many %s|%s|%s|%s %.2f %d"):format(tostring(n), msg,
+          code, tostring(sent), core.now() - t0, ticks - before)
+        lines[#lines + 1] = "first " .. tostring(ep:recvfrom())
+        -- a name that resolves (/etc/hosts) still gets there
+        assert(ep:sendto("hi", "localhost:" .. ep:addr():match("%d+$")))
+        ep:settimeout(2)
+        lines[#lines + 1] = "got " .. tostring(ep:recvfrom())
+        done = true
+      end)
+      sockit.run()
+      for _, l in ipairs(lines) do print(l) end
+    ]])
+    assert.are.equal(0, status, err)
+    local f = fields(out)
+    for _, k in ipairs{"ep1", "ep2", "many"} do
+      local result, secs, ticks = f[k]:match("^(.*) (%S+) (%S+)$")
+      assert.are.equal(k == "many"
+        and "nil|sendmany slow.example.test:9: timed out|ETIMEDOUT|1"
+        or "nil|sendto slow.example.test:9: timed out|ETIMEDOUT", result)
+      assert.is_true(tonumber(secs) >= 0.9 and tonumber(secs) < 2.5 * SLOW,
+                     k .. " took " .. secs .. " s")
+      assert.is_true(tonumber(ticks) >= 5, k .. ": ticks during the lookup: " .. ticks)
+    end
+    assert.are.equal("one", f.first)
+    assert.are.equal("hi", f.got)
+  end)
+
   it("abandoned lookups, running or queued, leak no descriptor or thread", function()
     if not need_ns() then return end
     local out, status, err = in_ns([[

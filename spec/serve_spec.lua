@@ -469,6 +469,25 @@ print("python ok")
       assert.is_false(ok)
       assert.matches("serve_spec%.lua:%d+: bad argument #4 to 'serve' %(max_datagram", err)
     end
+    for _, m in ipairs({0, -1, 2.5, "2", 0/0, math.huge}) do
+      ok, err = pcall(function()
+        local s = sockit.serve("tcp", "127.0.0.1:0", echo, {max_connections = m}); return s
+      end)
+      assert.is_false(ok, tostring(m))
+      assert.matches("serve_spec%.lua:%d+: bad argument #4 to 'serve' %(max_connections", err)
+    end
+  end)
+
+  -- regression: max_connections = 2.0 raised, though every other integer
+  -- option (backlog, max_datagram) takes a float with an integer value,
+  -- as luaL_checkinteger does
+  it("takes max_connections as a float with an integer value (2.0)", function()
+    local srv = assert(sockit.serve("tcp", "127.0.0.1:0", echo, {max_connections = 2.0}))
+    assert.are.equal(2, srv.max)
+    assert.are.equal("integer", math.type(srv.max))
+    assert.matches("/2, 0 active}$", tostring(srv))
+    srv:close()
+    sockit.run()
   end)
 
   it("a datagram server closed before sockit.run() closes its endpoint", function()

@@ -38,9 +38,9 @@ local fdpass = require "sockit.fdpass"
 local open = require "sockit.open"
 local wait = require "sockit.wait"
 
-local error, pairs, select, setmetatable, tostring, type =
-  error, pairs, select, setmetatable, tostring, type
-local match, sformat = string.match, string.format
+local error, pairs, select, setmetatable, tonumber, tostring, type =
+  error, pairs, select, setmetatable, tonumber, tostring, type
+local find, match, sformat = string.find, string.match, string.format
 local move = table.move
 local tointeger = math.tointeger
 local argerror, format = addr.argerror, addr.format
@@ -121,10 +121,10 @@ Send with waiting. A unix datagram socket that is not connected cannot
 tell when the receiver's queue has room (poll says writable at once), so
 there the wait is a short pause that grows, up to 50 ms.
 ]]
-local function sendloop (self, op, data, host, port)
+local function sendloop (self, op, data, host, port, deadline, started)
   local sock = self.socket
   local unix = self._family == "unix"
-  local deadline, started, delay = nil, false, 0.001
+  local delay = 0.001
   while true do
     local n, msg, code
     if op == "send" then n, msg, code = sock:send(data)
@@ -186,12 +186,62 @@ end
 M.destination = destination
 
 
+-- a host the core takes without asking a resolver: an IPv4 dotted quad
+-- or an IPv6 literal (with no zone, which could be a name's lookup)
+local function literal (host)
+  if find(host, ":", 1, true) then return not find(host, "%", 1, true) end
+  local a, b, c, d = match(host, "^(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)%.(%d%d?%d?)$")
+  return a ~= nil and tonumber(a) < 256 and tonumber(b) < 256
+         and tonumber(c) < 256 and tonumber(d) < 256
+end
+
+--[[
+M.numeric(ep, host, port, deadline, op) -> host | nil, msg, code
+The address the core's sendto would resolve 'host' to (an inet
+endpoint), found as connect finds its addresses: a name is looked up on
+a worker thread (wait.resolve), so that inside a task only that task
+waits, and within 'deadline' ("<op> host:port: timed out"). Left to the
+core's sendto, getaddrinfo ran in the caller: a slow resolver froze the
+whole loop, whatever the endpoint's timeout. A literal (and a unix path)
+comes back as it is. For an inet6 socket an IPv4-only name gives the
+IPv4-mapped address, as the core's AI_V4MAPPED does. 'deadline' false
+(timeout 0) does not bound the lookup, which has no non-blocking form
+(as before: the core's sendto blocked for it).
+]]
+function M.numeric (self, host, port, deadline, op)
+  local family = self._family
+  if family == "unix" or literal(host) then return host end
+  local list, msg, code = wait.resolve(host, port,
+    family == "inet" and "inet" or nil, "dgram", op, deadline or nil)
+  if not list then return nil, expired(self, msg, code), code end
+  local v4
+  for i = 1, #list do
+    local e = list[i]
+    if e.family == family then return e.host end
+    v4 = v4 or (e.family == "inet" and e.host)
+  end
+  if v4 then return "::ffff:" .. v4 end
+  return nil, op .. " " .. addr.join(host, port) .. ": no " .. family
+              .. " address", "EADDRNOTAVAIL"
+end
+local numeric = M.numeric
+
+
 -- ep:sendto(data, address) -> bytes sent | nil, msg, code
 function Endpoint:sendto (data, address)
   checkopen(self)
   data = checkdata(data, "sendto")
   local host, port = destination(self, address, 2, "sendto", 3)
-  local n, msg, code = sendloop(self, "sendto", data, host, port)
+  local deadline, started = nil, false
+  if not literal(host) and self._family ~= "unix" then
+    -- one deadline for the lookup and the send
+    deadline, started = deadline_of(self._timeout), true
+    local msg, code
+    host, msg, code = numeric(self, host, port, deadline, "sendto")
+    if not host then return nil, msg, code end
+  end
+  local n, msg, code = sendloop(self, "sendto", data, host, port, deadline,
+                                started)
   if not n then return nil, msg, code end
   return n
 end
@@ -211,7 +261,7 @@ end
 function Endpoint:send (data)
   checkopen(self)
   data = checkdata(data, "send")
-  local n, msg, code = sendloop(self, "send", data)
+  local n, msg, code = sendloop(self, "send", data, nil, nil, nil, false)
   if not n then return nil, msg, code end
   return n
 end
@@ -274,7 +324,8 @@ local function slice (items, i, total)
 end
 
 --[[
-M.sendbatch(ep, items, host, port, paced) -> #items | nil, msg, code, sent
+M.sendbatch(ep, items, host, port, paced [, deadline, started])
+  -> #items | nil, msg, code, sent
 The core's sendmany with waiting, for any number of items (1024 per
 call). 'items' as the core takes them: strings (to host, port or path,
 or to the connected peer) and {data, host, port} / {data, path} tables.
@@ -282,13 +333,14 @@ The kernel may take part of a batch (a full socket buffer): the next
 call goes on from the first datagram not sent. On failure, 'sent' is the
 count that went, so items[sent + 1] is the one that failed. 'paced': a
 unix datagram socket sending to addresses cannot poll for room (see
-sendloop), so it pauses instead.
+sendloop), so it pauses instead. 'started' true: 'deadline' is the
+call's already (its lookups began it); otherwise the first wait sets it.
 ]]
-function M.sendbatch (self, items, host, port, paced)
+function M.sendbatch (self, items, host, port, paced, deadline, started)
   local sock = self.socket
   local total, sent = #items, 0
   local part, first = nil, 0
-  local deadline, started, delay = nil, false, 0.001
+  local delay = 0.001
   while sent < total do
     if first ~= sent + 1 then part, first = slice(items, sent + 1, total), sent + 1 end
     local n, msg, code = sock:sendmany(part, host, port)
@@ -310,7 +362,9 @@ function M.sendbatch (self, items, host, port, paced)
       -- the core names the common address (or none): name the item's own
       local bad = items[sent + 1]
       if type(bad) == "table" then
-        msg = "sendmany " .. format(self._family, bad[2], bad[3]) .. ": "
+        local where = format(self._family, bad[2], bad[3])
+        -- ("" is an unnamed unix peer: no address to name, as sendto)
+        msg = "sendmany" .. (where == "" and "" or " " .. where) .. ": "
               .. (match(msg, "^sendmany: (.*)$") or match(msg, "^sendmany .-: (.*)$")
                   or msg)
       end
@@ -373,6 +427,20 @@ function Batch:sendmany (list, address)
   local host, port
   if address ~= nil then host, port = destination(self, address, 2, "sendmany", 3) end
   local items, parsed, addressed = list, nil, host ~= nil
+  -- names are looked up as sendto's are (M.numeric), under one deadline
+  -- for the lookups and the sends; an item whose name fails ends the
+  -- list there: the ones before it are sent, and it is the one that failed
+  local deadline, started, failed = nil, false, nil
+  local function lookup (h, p)
+    if literal(h) or self._family == "unix" then return h end
+    if not started then deadline, started = deadline_of(self._timeout), true end
+    return numeric(self, h, p, deadline, "sendmany")
+  end
+  if host ~= nil then
+    local msg, code
+    host, msg, code = lookup(host, port)
+    if not host then return nil, msg, code, 0 end
+  end
   for i = 1, #list do
     local v = list[i]
     local t = type(v)
@@ -397,7 +465,12 @@ function Batch:sendmany (list, address)
             local d = parsed[a]
             if not d then
               d = {destination(self, a, 1, "sendmany", 3)}
+              local h, msg, code = lookup(d[1], d[2])
+              if h then d[1] = h else d = {false, msg, code} end
               parsed[a] = d
+            end
+            if d[1] == false then
+              failed = failed or {i, d[2], d[3]}
             end
             v = {data, d[1], d[2]}
             addressed = true
@@ -410,8 +483,18 @@ function Batch:sendmany (list, address)
     end
     if items ~= list then items[i] = v end
   end
+  if failed then   -- (every item is still checked for misuse first)
+    local i = failed[1]
+    local ok, msg, code, sent = true, nil, nil, nil
+    if i > 1 then
+      ok, msg, code, sent = M.sendbatch(self, move(items, 1, i - 1, 1, {}),
+        host, port, self._family == "unix" and addressed, deadline, started)
+    end
+    if not ok then return nil, msg, code, sent end
+    return nil, failed[2], failed[3], i - 1
+  end
   return M.sendbatch(self, items, host, port,
-                     self._family == "unix" and addressed)
+                     self._family == "unix" and addressed, deadline, started)
 end
 
 --[[ }===================================================== ]]

@@ -29,6 +29,7 @@ local loop = require "sockit.loop"
 local addr = require "sockit.addr"
 local dgram = require "sockit.dgram"
 local open = require "sockit.open"
+local wait = require "sockit.wait"
 
 local traceback = debug.traceback
 local xpcall, pcall, type, tostring, setmetatable, getmetatable, rawget, error =
@@ -230,7 +231,14 @@ local function proxy (server, ep)
     local host, port
     local e = server.peers[address]
     if e then host, port = e[2], e[3]
-    else host, port = dgram.destination(ep, address, 2, "sendto", 3) end
+    else
+      host, port = dgram.destination(ep, address, 2, "sendto", 3)
+      -- a name: looked up without holding up the loop (dgram.numeric)
+      local msg, code
+      host, msg, code = dgram.numeric(ep, host, port,
+                                      wait.deadline(ep._timeout), "sendto")
+      if not host then return nil, msg, code end
+    end
     local n = server.nqueued + 1
     server.queue[n] = {data, host, port}
     server.nqueued = n
@@ -323,7 +331,10 @@ function M.serve (sockit, network, address, handler, opts)
   open.checkopts(opts, net.type == "dgram" and "bind" or "listen", 4,
                  "serve", 3)
   local max = opts.max_connections
-  if max ~= nil and (math.type(max) ~= "integer" or max < 1) then
+  -- (an integer, or a float with an integer value: 2.0 counts, as for
+  -- backlog and max_datagram, and as luaL_checkinteger takes it)
+  if max ~= nil then max = math.type(max) and math.tointeger(max) or 0 end
+  if max ~= nil and max < 1 then
     error("bad argument #4 to 'serve' (max_connections must be a " ..
           "positive integer)", 2)
   end
