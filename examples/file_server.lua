@@ -7,8 +7,9 @@
 --       curl -r 0-99 http://127.0.0.1:8080/NAME          (a range: 206)
 --
 -- GET and HEAD of "/NAME"; one "Range: bytes=a-b" (or "a-", "-n") gives
--- 206 Partial Content, sent with sendfile's offset and count; anything
--- else is 404. Keep-alive as in http_hello.lua.
+-- 206 Partial Content, sent with sendfile's offset and count (a range
+-- past the end: 416); any other method or path is 404, a request line
+-- that does not parse 400. Keep-alive as in http_hello.lua.
 
 if not pcall(require, "sockit") then      -- not installed: use this checkout
   package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path

@@ -27,7 +27,7 @@ local function member (port)
   return ep
 end
 
--- {=====  three members on a free port, two lines each  =====
+-- {=====  three members on a free port, five lines in all  =====
 
 local first = member(0)                         -- the kernel picks a port
 local port = first:addr():match(":(%d+)$")

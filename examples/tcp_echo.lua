@@ -1,10 +1,10 @@
--- tcp_echo.lua — a TCP echo server and a client, both tasks of one loop.
+-- tcp_echo.lua — a TCP echo server and two clients, all tasks of one loop.
 --
 --   lua5.4 examples/tcp_echo.lua
 --
 -- sockit.serve runs the handler in a task of its own for each connection;
--- sockit.spawn starts the client task; sockit.run drives both and returns
--- once the server is closed and every task has ended.
+-- sockit.spawn starts the two client tasks; sockit.run drives them all and
+-- returns once the server is closed and every task has ended.
 
 if not pcall(require, "sockit") then      -- not installed: use this checkout
   package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
