@@ -465,4 +465,22 @@ describe("core errors", function()
       assert.equal(addr[2], select(2, c:getpeername()))
     end)
   end)
+
+  -- SPEC §1: the code is the errno's symbolic name, whichever errno the
+  -- kernel gives: ones outside the commonest (ENONET, ECOMM, EREMOTEIO,
+  -- EBADFD, ...) said "EUNKNOWN". strace makes connect(2) fail with them.
+  describe("every errno by its name", function()
+    for _, e in ipairs({"ENONET", "ECOMM", "EREMOTEIO", "EBADFD", "EUCLEAN"}) do
+      it(e .. " from connect", function()
+        assert.is_true(H.have("strace"), "strace is needed (tools/deps.sh installs it)")
+        local out, status, err = H.run_lua([[
+          local core = require "sockit.core"
+          local c = core.socket("inet", "stream")
+          print(c:connect("127.0.0.1", 1))
+        ]], {prefix = "strace -f -o /dev/null -e trace=connect -e inject=connect:error=" .. e})
+        assert.equal(0, status, err)
+        assert.matches("^nil\tconnect 127%.0%.0%.1:1: [^\t]+\t" .. e .. "\n$", out)
+      end)
+    end
+  end)
 end)

@@ -103,6 +103,42 @@ describe("core timeouts", function()
     end)
   end
 
+  -- a unix connect to a full backlog is a blocking connect(2) bounded by
+  -- SO_SNDTIMEO: a timeout too large for a timeval (math.huge, 1e300)
+  -- failed at once with EDOM instead of waiting
+  for _, t in ipairs({"math.huge", "1e300"}) do
+    it("a unix connect with timeout " .. t .. " waits for room in a full backlog", function()
+      local name = "\0sockit-huge-" .. math.random(1 << 30)
+      local l = keep(assert(core.socket("unix", "stream")))
+      assert(l:bind(name))
+      assert(l:listen(0))
+      for _ = 1, 16 do   -- fill the backlog
+        local c = keep(assert(core.socket("unix", "stream")))
+        c:settimeout(0)
+        if not c:connect(name) then break end
+      end
+      local h = H.spawn_lua(string.format([[
+        local core = require "sockit.core"
+        local c = core.socket("unix", "stream")
+        c:settimeout(%s)
+        print("start"); io.flush()
+        print("connect", c:connect(%q))
+      ]], t, name), {timeout = 20})
+      local ok, err = pcall(function()
+        assert(H.wait_until(function() return h.output():find("start\n", 1, true) end, 10),
+               "the child did not start: " .. h.output())
+        H.sleep(0.3)
+        assert.equal("start\n", h.output())   -- still waiting
+        assert(l:accept())                     -- room for one more
+        assert.equal(0, h:wait(10), h.output())
+        assert.equal("start\nconnect\ttrue\n", h.output())
+      end)
+      h.kill()
+      h.cleanup()
+      assert(ok, err)
+    end)
+  end
+
   it("send when the peer does not read (stream)", function()
     local a, b = core.socketpair()
     keep(a); keep(b)

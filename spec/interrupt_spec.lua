@@ -37,6 +37,23 @@ local BLOCKERS = {
     ready(); print(p:wait())]]},
 }
 
+-- a unix connect to a full backlog is one blocking connect(2) (there is
+-- nothing to poll for): with no timeout and with one, Ctrl-C stops it too
+for _, t in ipairs({"nil", "60", "math.huge"}) do
+  BLOCKERS[#BLOCKERS + 1] = {"a core unix connect to a full backlog, timeout " .. t, [[
+    local name = "\0sockit-interrupt-" .. math.random(1 << 30)
+    local l = core.socket("unix", "stream")
+    assert(l:bind(name)); assert(l:listen(0))
+    local held = {}
+    for _ = 1, 16 do   -- fill the backlog
+      local c = core.socket("unix", "stream"); c:settimeout(0)
+      if not c:connect(name) then break end
+      held[#held + 1] = c
+    end
+    local c = core.socket("unix", "stream"); c:settimeout(]] .. t .. [[)
+    ready(); print(c:connect(name))]]}
+end
+
 describe("signals and waits", function()
   for _, case in ipairs(BLOCKERS) do
     it("Ctrl-C (SIGINT) stops " .. case[1] .. " in the standalone lua", function()

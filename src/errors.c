@@ -42,6 +42,149 @@ static const NameValue errnames[] = {
   E(ESHUTDOWN), E(ETOOMANYREFS), E(ETIMEDOUT), E(ECONNREFUSED),
   E(EHOSTDOWN), E(EHOSTUNREACH), E(EALREADY), E(EINPROGRESS), E(ESTALE),
   E(EDQUOT), E(ECANCELED), E(EOWNERDEAD), E(ENOTRECOVERABLE),
+  /* the rest of Linux's: a code is the errno's name, whichever it is
+     (SPEC 1); each one where the system has it */
+#ifdef ENOTBLK
+  E(ENOTBLK),
+#endif
+#ifdef ECHRNG
+  E(ECHRNG),
+#endif
+#ifdef EL2NSYNC
+  E(EL2NSYNC),
+#endif
+#ifdef EL3HLT
+  E(EL3HLT),
+#endif
+#ifdef EL3RST
+  E(EL3RST),
+#endif
+#ifdef ELNRNG
+  E(ELNRNG),
+#endif
+#ifdef EUNATCH
+  E(EUNATCH),
+#endif
+#ifdef ENOCSI
+  E(ENOCSI),
+#endif
+#ifdef EL2HLT
+  E(EL2HLT),
+#endif
+#ifdef EBADE
+  E(EBADE),
+#endif
+#ifdef EBADR
+  E(EBADR),
+#endif
+#ifdef EXFULL
+  E(EXFULL),
+#endif
+#ifdef ENOANO
+  E(ENOANO),
+#endif
+#ifdef EBADRQC
+  E(EBADRQC),
+#endif
+#ifdef EBADSLT
+  E(EBADSLT),
+#endif
+#ifdef EBFONT
+  E(EBFONT),
+#endif
+#ifdef ENONET
+  E(ENONET),
+#endif
+#ifdef ENOPKG
+  E(ENOPKG),
+#endif
+#ifdef EREMOTE
+  E(EREMOTE),
+#endif
+#ifdef EADV
+  E(EADV),
+#endif
+#ifdef ESRMNT
+  E(ESRMNT),
+#endif
+#ifdef ECOMM
+  E(ECOMM),
+#endif
+#ifdef EMULTIHOP
+  E(EMULTIHOP),
+#endif
+#ifdef EDOTDOT
+  E(EDOTDOT),
+#endif
+#ifdef ENOTUNIQ
+  E(ENOTUNIQ),
+#endif
+#ifdef EBADFD
+  E(EBADFD),
+#endif
+#ifdef EREMCHG
+  E(EREMCHG),
+#endif
+#ifdef ELIBACC
+  E(ELIBACC),
+#endif
+#ifdef ELIBBAD
+  E(ELIBBAD),
+#endif
+#ifdef ELIBSCN
+  E(ELIBSCN),
+#endif
+#ifdef ELIBMAX
+  E(ELIBMAX),
+#endif
+#ifdef ELIBEXEC
+  E(ELIBEXEC),
+#endif
+#ifdef ERESTART
+  E(ERESTART),
+#endif
+#ifdef ESTRPIPE
+  E(ESTRPIPE),
+#endif
+#ifdef EUCLEAN
+  E(EUCLEAN),
+#endif
+#ifdef ENOTNAM
+  E(ENOTNAM),
+#endif
+#ifdef ENAVAIL
+  E(ENAVAIL),
+#endif
+#ifdef EISNAM
+  E(EISNAM),
+#endif
+#ifdef EREMOTEIO
+  E(EREMOTEIO),
+#endif
+#ifdef ENOMEDIUM
+  E(ENOMEDIUM),
+#endif
+#ifdef EMEDIUMTYPE
+  E(EMEDIUMTYPE),
+#endif
+#ifdef ENOKEY
+  E(ENOKEY),
+#endif
+#ifdef EKEYEXPIRED
+  E(EKEYEXPIRED),
+#endif
+#ifdef EKEYREVOKED
+  E(EKEYREVOKED),
+#endif
+#ifdef EKEYREJECTED
+  E(EKEYREJECTED),
+#endif
+#ifdef ERFKILL
+  E(ERFKILL),
+#endif
+#ifdef EHWPOISON
+  E(EHWPOISON),
+#endif
   { NULL, 0 }
 };
 

@@ -634,21 +634,35 @@ static int sock_accept (lua_State *L) {
 /*
 ** A unix stream connect whose listener's backlog is full says EAGAIN
 ** and is not in progress: there is no readiness to wait for. With a
-** timeout, let the kernel do the waiting: one blocking connect bounded
-** by SO_SNDTIMEO (which unix_stream_connect honours), then restore.
+** timeout, let the kernel do the waiting: blocking connects bounded by
+** SO_SNDTIMEO (which unix_stream_connect honours), then restore.
+**
+** Every slice is finite, UNIX_SLICE seconds at most, even with no
+** deadline: a timeout too large for a timeval (math.huge) must not reach
+** the conversion (undefined; the kernel said EDOM to what came out), and
+** with no SO_SNDTIMEO a signal restarts the connect inside the kernel
+** (SA_RESTART), so Ctrl-C never got its turn. With one, a signal ends
+** the connect with EINTR, retried unless an interrupt is pending
+** (sockit_interrupted), as every other wait does.
 */
-static int unix_blocking_connect (Socket *s, Addr *a, double deadline) {
+#define UNIX_SLICE  3600.0
+
+static int unix_blocking_connect (lua_State *L, Socket *s, Addr *a,
+                                  double deadline) {
   int flags, err = 0;
-  struct timeval tv = {0, 0};
+  struct timeval tv;
   for (;;) {
+    double left = UNIX_SLICE;
     if (deadline >= 0) {
-      double left = deadline - sys_now();
+      left = deadline - sys_now();
       if (left <= 0)
         return ETIMEDOUT;
-      tv.tv_sec = (time_t)left;
-      tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6) + 1;
-      if (tv.tv_usec >= 1000000) { tv.tv_sec++; tv.tv_usec -= 1000000; }
+      if (left > UNIX_SLICE)
+        left = UNIX_SLICE;
     }
+    tv.tv_sec = (time_t)left;
+    tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6) + 1;
+    if (tv.tv_usec >= 1000000) { tv.tv_sec++; tv.tv_usec -= 1000000; }
     if (setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
       return errno;
     if ((flags = fcntl(s->fd, F_GETFL)) < 0
@@ -659,10 +673,10 @@ static int unix_blocking_connect (Socket *s, Addr *a, double deadline) {
     if (fcntl(s->fd, F_SETFL, flags | O_NONBLOCK) < 0
         || setsockopt(s->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
       return errno;
-    if (err == EINTR)
+    if (err == EINTR && !sockit_interrupted(L))
       continue;
-    if (err == EAGAIN)   /* SO_SNDTIMEO expired */
-      return ETIMEDOUT;
+    if (err == EAGAIN)   /* SO_SNDTIMEO expired: the deadline, or a slice */
+      continue;
     return err;
   }
 }
@@ -760,7 +774,7 @@ static int sock_connect (lua_State *L) {
     return finish_connect(L, s, a.text);
   }
   if (err == EAGAIN && s->family == AF_UNIX && s->timeout != 0) {
-    err = unix_blocking_connect(s, &a, sys_deadline(s->timeout));
+    err = unix_blocking_connect(L, s, &a, sys_deadline(s->timeout));
     if (err == 0) {
       s->state = ST_CONNECTED;
       lua_pushboolean(L, 1);
