@@ -227,8 +227,12 @@ describe("recvfds out of descriptors", function()
     local out, status, err = H.run_lua([[
 local core = require "sockit.core"
 local function count()
-  local n = 0
-  for _ in io.popen("ls /proc/" .. math.tointeger(io.open("/proc/self/stat"):read("n")) .. "/fd"):lines() do n = n + 1 end
+  local n, st = 0, io.open("/proc/self/stat")
+  local pid = math.tointeger(st:read("n"))
+  st:close()
+  local ls = io.popen("ls /proc/" .. pid .. "/fd")
+  for _ in ls:lines() do n = n + 1 end
+  ls:close()
   return n
 end
 local a, b = assert(core.socketpair())
