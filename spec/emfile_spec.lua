@@ -215,3 +215,52 @@ describe("a serve server out of descriptors", function()
     end
   end)
 end)
+
+
+-- recvfds in a process out of descriptors: the kernel cannot install the
+-- descriptors that came, cuts the control data short (MSG_CTRUNC) and
+-- closes them. That is EMFILE, not "more descriptors than maxfds" (there
+-- was room for 253), and what did arrive is closed: nothing leaks.
+describe("recvfds out of descriptors", function()
+  it("says EMFILE (not EMSGSIZE about maxfds) and leaks nothing", function()
+    assert.is_true(H.have("prlimit"), "prlimit (util-linux) is needed")
+    local out, status, err = H.run_lua([[
+local core = require "sockit.core"
+local function count()
+  local n, st = 0, io.open("/proc/self/stat")
+  local pid = math.tointeger(st:read("n"))
+  st:close()
+  local ls = io.popen("ls /proc/" .. pid .. "/fd")
+  for _ in ls:lines() do n = n + 1 end
+  ls:close()
+  return n
+end
+local a, b = assert(core.socketpair())
+local f = assert(io.open("/dev/null"))
+assert(a:sendfds("x", f, f, f) == 1)
+f:close()
+collectgarbage()
+local before = count()
+local hold = {}
+while true do
+  local s = core.socket("inet", "stream")
+  if not s then break end
+  hold[#hold + 1] = s
+end
+hold[#hold]:close(); hold[#hold] = nil     -- room for one of the three
+b:settimeout(1)
+local data, msg, code = b:recvfds()
+print("RESULT", tostring(data), tostring(msg), tostring(code))
+for _, s in ipairs(hold) do s:close() end
+collectgarbage()
+print("FDS", count() - before)
+]], {prefix = "prlimit --nofile=32:32"})
+    assert.equals(0, status, err)
+    local data, msg, code = out:match("RESULT\t([^\t]*)\t([^\t]*)\t([^\n]*)")
+    assert.equals("nil", data)
+    assert.equals("EMFILE", code, msg)
+    assert.matches("recvfds: ", msg, 1, true)
+    assert.not_matches("maxfds", msg, 1, true)
+    assert.equals("0", out:match("FDS\t(%-?%d+)"), "descriptors leaked")
+  end)
+end)

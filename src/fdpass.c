@@ -161,7 +161,18 @@ static int sock_recvfds (lua_State *L) {
      for one more descriptor: that one is too many as well */
   if ((msg.msg_flags & MSG_CTRUNC)
       || sys_cmsg_fds(&msg, NULL, 0) > (size_t)maxfds) {
+    size_t got = sys_cmsg_fds(&msg, NULL, 0);
     closeall(&msg);
+    /* cut short with room left for more: the kernel could not install
+       the descriptors here (the process is out of them: it stops at the
+       first that fails, and closes the rest), which is not the sender's
+       "too many" but ours */
+    if (got < (size_t)maxfds)
+      return sockit_failmsg(L, "EMFILE",
+               "recvfds: out of descriptors, the ones that came could not "
+               "all be received (%I of them were); those were closed, and "
+               "the %I bytes with them dropped",
+               (lua_Integer)got, (lua_Integer)n);
     return sockit_failmsg(L, "EMSGSIZE",
              "recvfds: more descriptors arrived than maxfds (%I); "
              "those that came were closed", maxfds);
