@@ -587,4 +587,31 @@ print("python ok")
     assert.matches("true\ttrue", out)
     assert.are.equal("", err)
   end)
+  -- regression: on_error took a callable object, but the handler itself
+  -- had to be a function ("function expected, got table"); both are
+  -- called the same way (xpcall), so both take either
+  it("takes a callable object as handler, stream and datagram", function()
+    local calls = {}
+    local obj = setmetatable({}, {__call = function(_, a, peer, ep)
+      if ep then ep:sendto("d:" .. a, peer)
+      else a:write("s\n") end
+      calls[#calls + 1] = ep and "d" or "s"
+    end})
+    local s1 = assert(sockit.serve("tcp", "127.0.0.1:0", obj))
+    local s2 = assert(sockit.serve("udp", "127.0.0.1:0", obj))
+    local got = {}
+    sockit.spawn(function()
+      local c = assert(sockit.connect("tcp", s1:addr(), {timeout = 2}))
+      got[1] = c:read("l"); c:close()
+      local u = assert(sockit.connect("udp", s2:addr(), {timeout = 2}))
+      u:send("x"); got[2] = u:recv(); u:close()
+      s1:close(); s2:close()
+    end)
+    run_bounded(10)
+    assert.are.same({"s", "d:x"}, got)
+    -- a table that cannot be called is still misuse
+    local ok, err = pcall(sockit.serve, "tcp", "127.0.0.1:0", {})
+    assert.is_false(ok)
+    assert.matches("bad argument #3 to 'serve' %(function expected, got table%)", err)
+  end)
 end)

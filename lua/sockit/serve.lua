@@ -325,7 +325,7 @@ M.serve(sockit, network, address, handler, opts) -> server | nil, msg, code
 this, so the user's call is level 2 here (spec/serve_spec.lua checks it).
 ]]
 function M.serve (sockit, network, address, handler, opts)
-  if type(handler) ~= "function" then
+  if not callable(handler) then   -- (a callable object too, as on_error)
     error(("bad argument #3 to 'serve' (function expected, got %s)")
           :format(type(handler)), 2)
   end
