@@ -539,4 +539,79 @@ print("python ok")
     local _, n = err:gsub("%(a table whose __tostring failed%)", "")
     assert.are.equal(2, n, err)
   end)
+  -- regression: a datagram handler that closed its endpoint (ep:close(),
+  -- one of the endpoint's methods) left the receive task calling recvmany
+  -- on a closed socket: "sockit: task failed: attempt to use a closed
+  -- socket" on stderr, and the server still claimed to be open
+  it("ends a datagram server quietly when its handler closes the endpoint", function()
+    local out, status, err = H.run_lua([[
+      local sockit = require "sockit"
+      local srv = assert(sockit.serve("udp", "127.0.0.1:0", function(data, peer, ep)
+        ep:sendto("bye", peer)
+        print("close", ep:close())
+      end))
+      sockit.spawn(function()
+        local c = assert(sockit.connect("udp", srv:addr(), {timeout = 2}))
+        c:send("x")
+        print("reply", c:recv())
+        c:close()
+      end)
+      sockit.run()
+      print("server", tostring(srv))
+    ]])
+    assert.are.equal(0, status, err)
+    assert.matches("close\ttrue", out)
+    assert.matches("reply\tbye", out)
+    assert.matches("server\tsockit.server{udp closed, 0 active}", out, 1, true)
+    assert.are.equal("", err)
+  end)
+
+  -- regression: tostring(server) raised "attempt to use a closed socket"
+  -- once its listener or endpoint had been closed directly (SPEC 1:
+  -- objects print usefully, closed or not); the accept loop must end
+  -- quietly then too
+  it("prints a server whose listener or endpoint was closed directly", function()
+    local out, status, err = H.run_lua([[
+      local sockit = require "sockit"
+      local a = assert(sockit.serve("tcp", "127.0.0.1:0", function() end, {max_connections = 1}))
+      local b = assert(sockit.serve("udp", "127.0.0.1:0", function() end))
+      a.listener:close()
+      b.endpoint:close()
+      sockit.run()
+      print(tostring(a)); print(tostring(b))
+      print(a:close(), b:close())
+    ]])
+    assert.are.equal(0, status, err)
+    assert.matches("sockit.server{tcp closed/1, 0 active}\n", out, 1, true)
+    assert.matches("sockit.server{udp closed, 0 active}\n", out, 1, true)
+    assert.matches("true\ttrue", out)
+    assert.are.equal("", err)
+  end)
+  -- regression: on_error took a callable object, but the handler itself
+  -- had to be a function ("function expected, got table"); both are
+  -- called the same way (xpcall), so both take either
+  it("takes a callable object as handler, stream and datagram", function()
+    local calls = {}
+    local obj = setmetatable({}, {__call = function(_, a, peer, ep)
+      if ep then ep:sendto("d:" .. a, peer)
+      else a:write("s\n") end
+      calls[#calls + 1] = ep and "d" or "s"
+    end})
+    local s1 = assert(sockit.serve("tcp", "127.0.0.1:0", obj))
+    local s2 = assert(sockit.serve("udp", "127.0.0.1:0", obj))
+    local got = {}
+    sockit.spawn(function()
+      local c = assert(sockit.connect("tcp", s1:addr(), {timeout = 2}))
+      got[1] = c:read("l"); c:close()
+      local u = assert(sockit.connect("udp", s2:addr(), {timeout = 2}))
+      u:send("x"); got[2] = u:recv(); u:close()
+      s1:close(); s2:close()
+    end)
+    run_bounded(10)
+    assert.are.same({"s", "d:x"}, got)
+    -- a table that cannot be called is still misuse
+    local ok, err = pcall(sockit.serve, "tcp", "127.0.0.1:0", {})
+    assert.is_false(ok)
+    assert.matches("bad argument #3 to 'serve' %(function expected, got table%)", err)
+  end)
 end)

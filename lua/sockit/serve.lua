@@ -43,9 +43,18 @@ local Server = {}
 Server.__index = Server
 Server.__name = "sockit.server"
 
+-- whether the server is closed: by server:close(), or its listener
+-- (endpoint) closed directly (server.listener:close(), a datagram
+-- handler's endpoint:close())
+local function isclosed (server)
+  if server.closed then return true end
+  local obj = server.listener or server.endpoint
+  return obj._closed
+end
+
 function Server:__tostring ()
   return ("sockit.server{%s %s%s, %d active}"):format(self.network,
-    self.closed and "closed" or self:addr(), self.max and
+    isclosed(self) and "closed" or self:addr(), self.max and
     ("/" .. self.max) or "", self.active)
 end
 
@@ -128,7 +137,7 @@ local function accept_loop (server, handler)
   local listener = server.listener
   local timeout = server.timeout
   local backoff = 0
-  while not server.closed do
+  while not isclosed(server) do
     if server.max and server.active >= server.max then
       server.waiting = loop.current()
       loop.suspend()
@@ -143,7 +152,7 @@ local function accept_loop (server, handler)
         server.accepted = server.accepted + 1
         if timeout then conn:settimeout(timeout) end
         loop.spawn(handle, server, handler, conn, peer)
-      elseif server.closed or code == "EBADF" then
+      elseif isclosed(server) or code == "EBADF" then
         break
       elseif transient[code] then   -- luacheck: ignore 542
         -- the next connection may be fine
@@ -244,9 +253,10 @@ local function proxy (server, ep)
     server.nqueued = n
     return #data
   end
+  -- closing the endpoint ends the server (it has nothing to receive
+  -- on): the queued replies go first, and the receive task ends quietly
   function p.close ()
-    server:flush()
-    return ep:close()
+    return server:close()
   end
   return setmetatable(p, {
     -- any other method: the endpoint's own, called on the endpoint
@@ -271,7 +281,7 @@ local function receive_loop (server, handler)
   local max = server.max_datagram
   local reply = proxy(server, ep)
   loop.before_park(function () server:flush() end)
-  while not server.closed do
+  while not isclosed(server) do
     local list, msg, code = dgram.recvbatch(ep, BATCH, max)
     if list then
       local peers = {}
@@ -286,11 +296,11 @@ local function receive_loop (server, handler)
         else
           report(server, e.message, peer)  -- longer than max_datagram
         end
-        if server.closed then break end
+        if isclosed(server) then break end
       end
       server.batching = false
       server:flush()
-    elseif server.closed or code == "EBADF" then
+    elseif isclosed(server) or code == "EBADF" then
       break
     elseif code ~= "ECONNREFUSED" and code ~= "EAGAIN" then
       -- (an ICMP error from an earlier send says nothing of this server)
@@ -315,7 +325,7 @@ M.serve(sockit, network, address, handler, opts) -> server | nil, msg, code
 this, so the user's call is level 2 here (spec/serve_spec.lua checks it).
 ]]
 function M.serve (sockit, network, address, handler, opts)
-  if type(handler) ~= "function" then
+  if not callable(handler) then   -- (a callable object too, as on_error)
     error(("bad argument #3 to 'serve' (function expected, got %s)")
           :format(type(handler)), 2)
   end
