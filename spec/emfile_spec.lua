@@ -224,6 +224,13 @@ end)
 describe("recvfds out of descriptors", function()
   it("says EMFILE (not EMSGSIZE about maxfds) and leaks nothing", function()
     assert.is_true(H.have("prlimit"), "prlimit (util-linux) is needed")
+    if os.getenv("SOCKIT_VALGRIND") then
+      -- valgrind keeps descriptors of its own under the limit and answers
+      -- EMFILE for the client below it, so the kernel still has room for
+      -- the passed ones: the shortage cannot be made there
+      pending("under valgrind the process cannot run out of descriptors for the kernel")
+      return
+    end
     local out, status, err = H.run_lua([[
 local core = require "sockit.core"
 -- open descriptors, as ls sees them in /proc: the least of three looks,
