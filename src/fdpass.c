@@ -131,6 +131,7 @@ static int sock_recvfds (lua_State *L) {
   char *buf;
   Wait wt = WAIT_INIT(L);
   ssize_t n;
+  size_t got;   /* descriptors in the control data */
   int k = 0, stream = (s->type == SOCK_STREAM);
   luaL_argcheck(L, max > 0, 2, "max must be positive");
   luaL_argcheck(L, maxfds >= 1 && maxfds <= SOCKIT_MAXFDS, 3,
@@ -159,9 +160,8 @@ static int sock_recvfds (lua_State *L) {
   }
   /* CMSG_SPACE rounds up to the alignment, so an odd maxfds leaves room
      for one more descriptor: that one is too many as well */
-  if ((msg.msg_flags & MSG_CTRUNC)
-      || sys_cmsg_fds(&msg, NULL, 0) > (size_t)maxfds) {
-    size_t got = sys_cmsg_fds(&msg, NULL, 0);
+  got = sys_cmsg_fds(&msg, NULL, 0);
+  if ((msg.msg_flags & MSG_CTRUNC) || got > (size_t)maxfds) {
     closeall(&msg);
     /* cut short with room left for more: the kernel could not install
        the descriptors here (the process is out of them: it stops at the

@@ -195,6 +195,28 @@ local function literal (host)
          and tonumber(c) < 256 and tonumber(d) < 256
 end
 
+-- whether 'host' is a name that an inet endpoint must look up first
+local function isname (self, host)
+  return self._family ~= "unix" and not literal(host)
+end
+
+-- M.numeric for a host that isname says is a name
+local function lookup (self, host, port, deadline, op)
+  local family = self._family
+  local list, msg, code = wait.resolve(host, port,
+    family == "inet" and "inet" or nil, "dgram", op, deadline or nil)
+  if not list then return nil, expired(self, msg, code), code end
+  local v4
+  for i = 1, #list do
+    local e = list[i]
+    if e.family == family then return e.host end
+    v4 = v4 or (e.family == "inet" and e.host)
+  end
+  if v4 then return "::ffff:" .. v4 end
+  return nil, op .. " " .. addr.join(host, port) .. ": no " .. family
+              .. " address", "EADDRNOTAVAIL"
+end
+
 --[[
 M.numeric(ep, host, port, deadline, op) -> host | nil, msg, code
 The address the core's sendto would resolve 'host' to (an inet
@@ -209,22 +231,9 @@ IPv4-mapped address, as the core's AI_V4MAPPED does. 'deadline' false
 (as before: the core's sendto blocked for it).
 ]]
 function M.numeric (self, host, port, deadline, op)
-  local family = self._family
-  if family == "unix" or literal(host) then return host end
-  local list, msg, code = wait.resolve(host, port,
-    family == "inet" and "inet" or nil, "dgram", op, deadline or nil)
-  if not list then return nil, expired(self, msg, code), code end
-  local v4
-  for i = 1, #list do
-    local e = list[i]
-    if e.family == family then return e.host end
-    v4 = v4 or (e.family == "inet" and e.host)
-  end
-  if v4 then return "::ffff:" .. v4 end
-  return nil, op .. " " .. addr.join(host, port) .. ": no " .. family
-              .. " address", "EADDRNOTAVAIL"
+  if not isname(self, host) then return host end
+  return lookup(self, host, port, deadline, op)
 end
-local numeric = M.numeric
 
 
 -- ep:sendto(data, address) -> bytes sent | nil, msg, code
@@ -233,11 +242,11 @@ function Endpoint:sendto (data, address)
   data = checkdata(data, "sendto")
   local host, port = destination(self, address, 2, "sendto", 3)
   local deadline, started = nil, false
-  if not literal(host) and self._family ~= "unix" then
+  if isname(self, host) then
     -- one deadline for the lookup and the send
     deadline, started = deadline_of(self._timeout), true
     local msg, code
-    host, msg, code = numeric(self, host, port, deadline, "sendto")
+    host, msg, code = lookup(self, host, port, deadline, "sendto")
     if not host then return nil, msg, code end
   end
   local n, msg, code = sendloop(self, "sendto", data, host, port, deadline,
@@ -431,14 +440,10 @@ function Batch:sendmany (list, address)
   -- for the lookups and the sends; an item whose name fails ends the
   -- list there: the ones before it are sent, and it is the one that failed
   local deadline, started, failed = nil, false, nil
-  local function lookup (h, p)
-    if literal(h) or self._family == "unix" then return h end
-    if not started then deadline, started = deadline_of(self._timeout), true end
-    return numeric(self, h, p, deadline, "sendmany")
-  end
-  if host ~= nil then
+  if host ~= nil and isname(self, host) then
+    deadline, started = deadline_of(self._timeout), true
     local msg, code
-    host, msg, code = lookup(host, port)
+    host, msg, code = lookup(self, host, port, deadline, "sendmany")
     if not host then return nil, msg, code, 0 end
   end
   for i = 1, #list do
@@ -465,8 +470,13 @@ function Batch:sendmany (list, address)
             local d = parsed[a]
             if not d then
               d = {destination(self, a, 1, "sendmany", 3)}
-              local h, msg, code = lookup(d[1], d[2])
-              if h then d[1] = h else d = {false, msg, code} end
+              if isname(self, d[1]) then
+                if not started then
+                  deadline, started = deadline_of(self._timeout), true
+                end
+                local h, msg, code = lookup(self, d[1], d[2], deadline, "sendmany")
+                if h then d[1] = h else d = {false, msg, code} end
+              end
               parsed[a] = d
             end
             if d[1] == false then
