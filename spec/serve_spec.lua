@@ -141,6 +141,47 @@ describe("sockit.serve", function()
     assert.matches("kaboom", err)
   end)
 
+  it("keeps a connection's Lua heap under 2.4 KiB (a task's stack keeps its first 40 slots)", function()
+    -- a handler is its task's coroutine, with no frame of serve's under
+    -- it, and its first receive parks without registering the socket: its
+    -- stack then never doubles to 80 slots (1.3 KiB more per connection)
+    local dir = H.tmpdir()
+    local out, status, err = H.run_lua([[
+      local sockit = require "sockit"
+      local core = sockit.core
+      local N, path = 300, ...
+      local function echo (conn)
+        while true do
+          local data = conn:recv()
+          if not data or not conn:write(data) then return end
+        end
+      end
+      local server = assert(sockit.serve("unix", path, echo, {backlog = 512}))
+      local function turn (seconds)
+        sockit.spawn(function () sockit.sleep(seconds); sockit.stop() end)
+        sockit.run()
+      end
+      turn(0.05)
+      local clients = {}
+      for i = 1, N do clients[i] = core.socket("unix", "stream") end
+      collectgarbage(); collectgarbage()
+      local before = collectgarbage("count")
+      for i = 1, N do
+        assert(clients[i]:connect(path))
+        assert(clients[i]:send(("x"):rep(64)))
+      end
+      turn(0.5)
+      for i = 1, N do assert(clients[i]:recv(100) == ("x"):rep(64)) end
+      collectgarbage(); collectgarbage()
+      print(math.floor((collectgarbage("count") - before) * 1024 / N))
+      server:close()
+    ]], {args = {dir .. "/heap.sock"}})
+    H.rmdir(dir)
+    assert.are.equal(0, status, err)
+    local per = assert(tonumber(out:match("%d+")), out)
+    assert.is_true(per < 2400, per .. " bytes of Lua heap per connection")
+  end)
+
   it("holds new clients in the backlog at max_connections", function()
     local active, peak = 0, 0
     local server = assert(sockit.serve("tcp", "127.0.0.1:0", function(conn)

@@ -26,8 +26,9 @@ local M = {}
 local core = require "sockit.core"
 local wait = require "sockit.wait"
 
-local co_create, co_resume, co_running, co_yield =
-  coroutine.create, coroutine.resume, coroutine.running, coroutine.yield
+local co_create, co_resume, co_running, co_yield, co_status =
+  coroutine.create, coroutine.resume, coroutine.running, coroutine.yield,
+  coroutine.status
 local now = core.now
 local traceback = debug.traceback
 local error, setmetatable, type, select, tostring, pairs =
@@ -35,9 +36,6 @@ local error, setmetatable, type, select, tostring, pairs =
 local io_stderr = io.stderr
 local math_max = math.max
 
--- what a task's body returns when it ends (so resumed() needs no
--- coroutine.status call to tell an end from a yield)
-local DONE = setmetatable({}, {__name = "sockit.loop.done"})
 
 local poller          -- created on first need
 local edge            -- true with epoll: register once, edge-triggered
@@ -308,6 +306,17 @@ local function enroll (sock, events)
   return fd
 end
 
+--[[
+M.enroll(sock): watch a socket for reading now, as its first wait would
+(serve does it for each connection it accepts, in its accept task: the
+handler's first receive then parks without this call, whose C calls
+would need more than a task's first 40 stack slots; see spawn). A
+failure is left for that first wait to meet and report.
+]]
+function M.enroll (sock)
+  if not fdof[sock] then enroll(sock, "r") end
+end
+
 -- edge mode: add "w" to fd's registration (not there yet: edgew) before
 -- a task waits to write (a modify re-checks readiness, so no edge is lost)
 local function ensure_w (fd)
@@ -489,11 +498,8 @@ Tasks
 local taskmeta = {__name = "sockit.task"}
 local unpack = table.unpack
 
--- every task's coroutine runs this, given its function and arguments
-local function body (fn, ...)
-  fn(...)
-  return DONE
-end
+-- coroutine -> what to call when that task ends (M.spawn_ended)
+local enders = {}
 -- (no __index: a task's absent field, before_park mostly, is then a
 -- cheap miss)
 
@@ -517,22 +523,49 @@ the loop. A task that raises is reported on stderr (with a traceback) and
 ends; the loop goes on. task.done is true once it has ended, task.error
 holds what it raised.
 ]]
+local spawn
 function M.spawn (fn, ...)
   if type(fn) ~= "function" then
     error(("bad argument #1 to 'spawn' (function expected, got %s)")
           :format(type(fn)), 2)
   end
+  return spawn(fn, ...)
+end
+
+--[[
+The coroutine runs fn itself, with no frame of ours below it: a task's
+stack then stays at Lua's first 40 slots (a coroutine's stack doubles,
+to 80, the first time a call needs more) whenever the calls under a C
+function's 20 reserved slots take 20 or fewer, as a serve handler's
+do, and every collection walks (and clears) each task's whole stack
+(bench/README.md).
+]]
+function spawn (fn, ...)
   -- the count and the arguments wait in the task's own array part until
-  -- the first resume hands them to the shared body: no closure, no
-  -- argument table. A task's eight fields fit the smallest table that
-  -- holds eight (c10k: bench/README.md); before_park is set rarely.
+  -- the first resume hands them to fn: no closure, no argument table. A
+  -- task's eight fields fit the smallest table that holds eight (c10k:
+  -- bench/README.md); before_park is set rarely.
   local task = setmetatable({select("#", ...), ...}, taskmeta)
   task.fn, task.parked, task.done, task.t, task.pos = fn, false, false, 0, 0
   task.fd, task.why = false, false
-  task.co = co_create(body)
+  task.co = co_create(fn)
   tasks[task.co] = task
   ntasks = ntasks + 1
   queue(task)
+  return task
+end
+
+--[[
+M.spawn_ended(ended, fn, ...) -> task (for serve): spawn fn(...), and
+when it ends call ended(task, ok, err) from the loop, outside any task:
+ok true when fn returned, else err is what it raised, with the task's
+traceback when it is a string (as xpcall(fn, debug.traceback) gives).
+The arguments stay in task[2..task[1] + 1] for ended. The task itself
+then counts as ended quietly, as a task whose body caught the error.
+]]
+function M.spawn_ended (ended, fn, ...)
+  local task = spawn(fn, ...)
+  enders[task.co] = ended
   return task
 end
 
@@ -562,8 +595,8 @@ end
 -- PARKED): it yielded, ended or raised
 local function resumed (task, ok, res)
   local co = task.co
-  if ok and res ~= DONE then  -- a plain coroutine.yield(): run again later
-    queue(task)
+  if ok and co_status(co) == "suspended" then
+    queue(task)   -- a plain coroutine.yield(): run again later
     return
   end
   tasks[co] = nil
@@ -576,7 +609,15 @@ local function resumed (task, ok, res)
   -- let it be collected (a coroutine that raised keeps its stack)
   if current == task then current = false end
   if curco == co then curco = false end
-  if not ok then
+  local ended = enders[co]
+  if ended then
+    enders[co] = nil
+    if not ok and (res == nil or type(res) == "string") then
+      res = traceback(co, res)
+    end
+    local eok, err = pcall(ended, task, ok, res)
+    if not eok then M.onerror(task, M.describe(err)) end
+  elseif not ok then
     task.error = res
     M.onerror(task, traceback(co, M.describe(res)))
   end
@@ -599,11 +640,13 @@ end
 
 -- the first resume of 'task': start its body with its arguments
 local function start (task)
-  local fn, n = task.fn, task[1] + 1
+  local co, n = task.co, task[1] + 1
   task.fn = false
-  current, curco = task, task.co
-  local ok, res = co_resume(task.co, fn, unpack(task, 2, n))
-  for i = 1, n do task[i] = nil end
+  current, curco = task, co
+  local ok, res = co_resume(co, unpack(task, 2, n))
+  if not enders[co] then
+    for i = 1, n do task[i] = nil end
+  end
   if res ~= PARKED then resumed(task, ok, res) end
 end
 

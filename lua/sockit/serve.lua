@@ -112,14 +112,34 @@ local function idle_expiry (conn, err)
   return sub(line, -#said) == said
 end
 
--- one connection's task
-local function handle (server, handler, conn, peer)
-  local ok, err = xpcall(handler, traceback, conn, peer)
+-- a connection's handler has returned (ok) or raised err: close it, and
+-- let the accept task take the next when max_connections held it back
+local function finish (server, conn, ok, err)
   conn:close()
   server.active = server.active - 1
-  if not ok and not idle_expiry(conn, err) then report(server, err, peer) end
   local w = server.waiting
   if w and server.active < server.max then loop.resume(w) end
+  return not ok and not idle_expiry(conn, err)   -- whether to report err
+end
+
+--[[
+One connection's task is the handler itself (loop.spawn_ended): no frame
+of serve's under it, so that its stack keeps Lua's first 40 slots
+(loop.lua, spawn). The loop calls the server's 'ended' when it returns or
+raises; the report runs in a task of its own, as on_error may wait.
+]]
+local function ended_of (server)
+  return function (task, ok, err)
+    local conn, peer = task[2], task[3]
+    if finish(server, conn, ok, err) then loop.spawn(report, server, err, peer) end
+  end
+end
+
+-- a connection's task when the handler is a callable object (coroutines
+-- run functions only)
+local function handle (server, handler, conn, peer)
+  local ok, err = xpcall(handler, traceback, conn, peer)
+  if finish(server, conn, ok, err) then report(server, err, peer) end
 end
 
 -- accept errors that say nothing about the listener: try again at once
@@ -151,7 +171,12 @@ local function accept_loop (server, handler)
         server.active = server.active + 1
         server.accepted = server.accepted + 1
         if timeout then conn:settimeout(timeout) end
-        loop.spawn(handle, server, handler, conn, peer)
+        loop.enroll(conn.socket)
+        if type(handler) == "function" then
+          loop.spawn_ended(server.ended, handler, conn, peer)
+        else
+          loop.spawn(handle, server, handler, conn, peer)
+        end
       elseif isclosed(server) or code == "EBADF" then
         break
       elseif transient[code] then   -- luacheck: ignore 542
@@ -387,6 +412,7 @@ function M.serve (sockit, network, address, handler, opts)
     local l, msg, code = sockit.listen(network, address, opts)
     if not l then return nil, msg, code end
     server.listener = l
+    server.ended = ended_of(server)
     server.task = loop.spawn(accept_loop, server, handler)
   end
   return server
