@@ -248,6 +248,47 @@ describe("sockit.core descriptor passing", function()
     c:close(); l:close()
   end)
 
+  it("fromfd and closefd refuse a descriptor a live socket or poller owns", function()
+    -- a second owner would close the number again later, by then maybe
+    -- someone else's descriptor
+    local a, b = core.socketpair()
+    local fd = a:fileno()
+    local msg, code = H.fails(core.fromfd(fd))
+    assert.equal("EBUSY", code)
+    assert.equal("fromfd fd " .. fd .. ": owned by a live sockit socket or "
+                 .. "poller (close that object, or pass a dup of the descriptor)", msg)
+    msg, code = H.fails(core.closefd(b:fileno()))
+    assert.equal("EBUSY", code)
+    assert.truthy(msg:find("^closefd fd " .. b:fileno() .. ": owned by"))
+    assert(b:send("still open"))             -- neither call touched them
+    assert.equal("still open", a:recv())
+    local l = assert(core.socket("inet", "stream"))
+    assert(l:bind("127.0.0.1", 0)); assert(l:listen())
+    local c = assert(core.socket("inet", "stream"))
+    assert(c:connect(l:getsockname()))
+    local accepted = assert(l:accept())
+    for _, s in ipairs({l, c, accepted}) do
+      assert.equal("EBUSY", select(3, core.fromfd(s:fileno())))
+    end
+    local p = core.poller()
+    if p:fileno() then
+      assert.equal("EBUSY", select(3, core.closefd(p:fileno())))
+    end
+    -- closed, the number is free to adopt again: a socket that reuses it
+    a:close()
+    local again = core.socket("unix", "dgram")
+    assert.equal(fd, again:fileno())
+    assert.equal("EBUSY", select(3, core.fromfd(fd)))
+    -- adopted once (a plain descriptor from recvfds, say), owned after
+    local x, y = core.socketpair()
+    assert(x:sendfds("fd", y))
+    local _, fds = assert(y:recvfds())
+    local adopted = assert(core.fromfd(fds[1]))
+    assert.equal("EBUSY", select(3, core.fromfd(fds[1])))
+    adopted:close()
+    for _, s in ipairs({b, l, c, accepted, p, again, x, y}) do s:close() end
+  end)
+
   it("fromfd fails for what is not a socket, and raises on misuse", function()
     local msg, code = H.fails(core.fromfd(0))
     assert.equal("ENOTSOCK", code)

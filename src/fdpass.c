@@ -222,6 +222,18 @@ static int sock_getpeercred (lua_State *L) {
 
 
 /*
+** A descriptor that a live socket or poller of sockit's owns: "EBUSY".
+** fromfd would give it a second owner, closefd would close it under its
+** owner; the number may be reused by the time either closes it.
+*/
+static int owned (lua_State *L, const char *op, int fd) {
+  return sockit_failmsg(L, "EBUSY", "%s fd %d: owned by a live sockit "
+                        "socket or poller (close that object, or pass a "
+                        "dup of the descriptor)", op, fd);
+}
+
+
+/*
 ** core.fromfd(fd) -> socket. Family and type come from the kernel
 ** (SO_DOMAIN, SO_TYPE); the descriptor is made close-on-exec and
 ** non-blocking, and from then on belongs to the socket object.
@@ -236,6 +248,8 @@ static int mod_fromfd (lua_State *L) {
   luaL_argcheck(L, 0 <= ifd && ifd <= INT_MAX, 1, "invalid descriptor");
   fd = (int)ifd;
   snprintf(what, sizeof(what), "fd %d", fd);
+  if (sockit_owned(L, fd))   /* two owners would close it twice */
+    return owned(L, "fromfd", fd);
   if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) != 0)
     return sockit_fail(L, errno, "fromfd", what);
   len = sizeof(int);
@@ -251,6 +265,7 @@ static int mod_fromfd (lua_State *L) {
   if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
     return sockit_fail(L, errno, "fromfd", what);
   s->fd = fd;   /* owned from here on */
+  sockit_own(L, fd);
   len = sizeof(int);
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0
       && listening)
@@ -275,6 +290,8 @@ static int mod_closefd (lua_State *L) {
   int err;
   char what[32];
   luaL_argcheck(L, 0 <= fd && fd <= INT_MAX, 1, "invalid descriptor");
+  if (sockit_owned(L, (int)fd))
+    return owned(L, "closefd", (int)fd);
   if ((err = sys_close((int)fd)) != 0) {
     snprintf(what, sizeof(what), "fd %d", (int)fd);
     return sockit_fail(L, err, "closefd", what);

@@ -603,6 +603,9 @@ static int poller_close (lua_State *L) {
       lua_pushnil(L);
       lua_rawset(L, 2);
     }
+#ifdef SOCKIT_EPOLL
+    sockit_disown(L, p->epfd);
+#endif
     if ((err = backend_close(p)) != 0)
       return sockit_fail(L, err, "poller close", NULL);
   }
@@ -660,6 +663,9 @@ int mod_poller (lua_State *L) {
   if ((err = backend_open(p)) != 0)
     return sockit_fail(L, err, "poller", NULL);
   p->closed = 0;
+#ifdef SOCKIT_EPOLL
+  sockit_own(L, p->epfd);   /* (after: the poller closes it if this raises) */
+#endif
   return 1;
 }
 

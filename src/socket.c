@@ -116,6 +116,67 @@ Socket *sockit_testsocket (lua_State *L, int arg) {
 
 
 /*
+** {======================================================
+** The descriptors this Lua state's objects own (sockets, pollers): one
+** bit per descriptor, in a userdata in the registry. core.fromfd and
+** core.closefd refuse an owned one, so that no descriptor has two owners
+** (the second close would close whatever had reused the number by then).
+** Objects of other Lua states (threads) are not seen: a descriptor is
+** shared by the whole process, this set only by one state.
+** =======================================================
+*/
+
+static const char owned_key = 0;
+
+/* the set's bytes and their count, or NULL */
+static unsigned char *ownedset (lua_State *L, size_t *n) {
+  unsigned char *b;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &owned_key);
+  b = (unsigned char *)lua_touserdata(L, -1);
+  *n = (b != NULL) ? lua_rawlen(L, -1) : 0;
+  lua_pop(L, 1);   /* (the registry keeps it) */
+  return b;
+}
+
+/*
+** Mark 'fd' owned. Called once the object holds fd, as growing the set
+** may raise a memory error: the object then still closes it.
+*/
+void sockit_own (lua_State *L, int fd) {
+  size_t n, i = (size_t)fd / 8;
+  unsigned char *b = ownedset(L, &n);
+  if (i >= n) {
+    size_t size = (n > 0) ? n : 128;
+    unsigned char *nb;
+    while (size <= i)
+      size *= 2;
+    nb = (unsigned char *)lua_newuserdatauv(L, size, 0);
+    if (n > 0)
+      memcpy(nb, b, n);
+    memset(nb + n, 0, size - n);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &owned_key);
+    b = nb;
+  }
+  b[i] |= (unsigned char)(1u << (fd % 8));
+}
+
+void sockit_disown (lua_State *L, int fd) {
+  size_t n, i = (size_t)fd / 8;
+  unsigned char *b = ownedset(L, &n);
+  if (i < n)
+    b[i] &= (unsigned char)~(1u << (fd % 8));
+}
+
+int sockit_owned (lua_State *L, int fd) {
+  size_t n, i = (size_t)fd / 8;
+  unsigned char *b = ownedset(L, &n);
+  return i < n && (b[i] & (1u << (fd % 8))) != 0;
+}
+
+/* }====================================================== */
+
+
+/*
 ** Push a new socket userdata that is still closed (fd -1), so that an
 ** error before the descriptor exists leaves a consistent object and a
 ** descriptor stored into it later is owned from that moment on. Its one
@@ -305,6 +366,7 @@ static int sock_close (lua_State *L) {
       sockit_unpoll(L, 1, s);
     s->fd = -1;
     s->state = ST_FRESH;
+    sockit_disown(L, fd);   /* before the number can be reused */
     if ((err = sys_close(fd)) != 0 && !hookerr)
       return sockit_fail(L, err, "close", NULL);
   }
@@ -621,6 +683,7 @@ static int sock_accept (lua_State *L) {
     }
   }
   c->fd = fd;
+  sockit_own(L, fd);
   c->state = ST_CONNECTED;
   n = sockit_pushaddr(L, (struct sockaddr *)&ss, len);
   if (n == 0 && s->family == AF_UNIX) {
@@ -1208,6 +1271,7 @@ static int mod_socket (lua_State *L) {
     return sockit_fail(L, err, "socket", lua_tostring(L, -1));
   }
   s->fd = fd;
+  sockit_own(L, fd);
   if (type == SOCK_DGRAM && family != AF_UNIX
       && (err = only_joined_groups(fd, family)) != 0)
     return sockit_fail(L, err, "socket", "multicast_all");
@@ -1225,6 +1289,8 @@ static int mod_socketpair (lua_State *L) {
     return sockit_fail(L, err, "socketpair", NULL);
   a->fd = fds[0];
   b->fd = fds[1];
+  sockit_own(L, fds[0]);
+  sockit_own(L, fds[1]);
   a->state = b->state = ST_CONNECTED;
   return 2;
 }
