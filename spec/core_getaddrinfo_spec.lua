@@ -88,6 +88,22 @@ describe("core.getaddrinfo", function()
     assert.equal("getaddrinfo nosuch.invalid: " .. N.strerror[code], msg)
   end)
 
+  it("a host passed in brackets is named as passed, with no second pair", function()
+    -- the core takes no brackets ("[::1]" is the Lua layer's spelling);
+    -- the message shows what was passed, not "[[::1]]:0"
+    local s = assert(core.socket("inet6", "stream"))
+    local ok, msg, code = s:bind("[::1]", 0)
+    assert.is_nil(ok)
+    assert.matches("^EAI_", code)
+    assert.equal("bind [::1]:0: " .. N.strerror[code], msg)
+    s:close()
+    local r
+    r, msg, code = core.getaddrinfo("[::1]", "nosuchservice")
+    assert.is_nil(r)
+    assert.matches("^EAI_", code)
+    assert.is_nil(msg:find("[[", 1, true), msg)
+  end)
+
   it("its answers can be connected to", function()
     local l = assert(core.socket("inet", "stream"))
     assert(l:bind("127.0.0.1", 0))

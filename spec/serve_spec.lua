@@ -173,13 +173,19 @@ describe("sockit.serve", function()
       turn(0.5)
       for i = 1, N do assert(clients[i]:recv(100) == ("x"):rep(64)) end
       collectgarbage(); collectgarbage()
-      print(math.floor((collectgarbage("count") - before) * 1024 / N))
+      print(math.floor((collectgarbage("count") - before) * 1024 / N),
+            core.poller():backend())
       server:close()
     ]], {args = {dir .. "/heap.sock"}})
     H.rmdir(dir)
     assert.are.equal(0, status, err)
-    local per = assert(tonumber(out:match("%d+")), out)
-    assert.is_true(per < 2400, per .. " bytes of Lua heap per connection")
+    local per, backend = out:match("^(%d+)%s+(%a+)")
+    per = assert(tonumber(per), out)
+    -- (level-triggered, on the poll(2) fallback, a receive waits through
+    -- the loop's general park, one call deeper: 80 slots there)
+    local bound = backend == "epoll" and 2400 or 3600
+    assert.is_true(per < bound, per .. " bytes of Lua heap per connection, "
+                   .. backend)
   end)
 
   it("holds new clients in the backlog at max_connections", function()

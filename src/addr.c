@@ -232,6 +232,16 @@ int sockit_pushaddr (lua_State *L, const struct sockaddr *sa, socklen_t len) {
 
 
 /*
+** Whether a host in a message needs brackets before ":port": an IPv6
+** address does, unless the caller wrote them already ("[::1]", which no
+** lookup takes: the message should show what was passed, not "[[::1]]").
+*/
+static int needs_brackets (const char *host) {
+  return host[0] != '[' && strchr(host, ':') != NULL;
+}
+
+
+/*
 ** {======================================================
 ** Lua values -> sockaddr
 ** =======================================================
@@ -315,7 +325,7 @@ resolve: {  /* a name, or a literal inet_pton does not take ("fe80::1%lo") */
     rc = getaddrinfo(host, serv, &hints, &res);
     if (rc != 0) {
       int err = errno;
-      lua_pushfstring(L, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+      lua_pushfstring(L, needs_brackets(host) ? "[%s]:%d" : "%s:%d", host, port);
       return sockit_gaifail(L, rc, err, op, lua_tostring(L, -1));
     }
     if (res->ai_addrlen > sizeof(a->ss)) {  /* cannot happen; be safe */
@@ -435,7 +445,7 @@ int sockit_gairesult (lua_State *L, const char *host, const char *serv,
        and with no host to name, the port (":80", as the Lua layer
        writes it) */
     if (serv != NULL && (rc == EAI_SERVICE || host == NULL || host[0] == '\0'))
-      lua_pushfstring(L, strchr(host ? host : "", ':') ? "[%s]:%s" : "%s:%s",
+      lua_pushfstring(L, needs_brackets(host ? host : "") ? "[%s]:%s" : "%s:%s",
                       host ? host : "", serv);
     else
       lua_pushstring(L, (host[0] != '\0') ? host : "\"\"");

@@ -462,8 +462,8 @@ static int sock_recvmany (lua_State *L) {
       lua_pushboolean(L, 0);
       lua_pushliteral(L, "EMSGSIZE");
       lua_setfield(L, -3, "code");
-      lua_pushfstring(L, "recvmany: datagram of %I bytes is longer than max %I",
-                      (lua_Integer)len, max);
+      lua_pushfstring(L, "recvmany: %s of %I bytes is longer than max %I",
+                      sockit_unitname(s), (lua_Integer)len, max);
       lua_setfield(L, -3, "message");
     }
     else

@@ -180,8 +180,8 @@ static int sock_recvfds (lua_State *L) {
   if (!stream && (msg.msg_flags & MSG_TRUNC)) {
     closeall(&msg);
     return sockit_failmsg(L, "EMSGSIZE",
-             "recvfds: datagram of %I bytes is longer than max %I",
-             (lua_Integer)n, max);
+             "recvfds: %s of %I bytes is longer than max %I",
+             sockit_unitname(s), (lua_Integer)n, max);
   }
   if (n == 0 && s->type != SOCK_DGRAM && CMSG_FIRSTHDR(&msg) == NULL)
     return sockit_failmsg(L, "EOF", "recvfds: end of stream");

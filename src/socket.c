@@ -176,6 +176,12 @@ int sockit_owned (lua_State *L, int fd) {
 /* }====================================================== */
 
 
+/* what one message of a message socket is called in errors */
+const char *sockit_unitname (const Socket *s) {
+  return (s->type == SOCK_SEQPACKET) ? "record" : "datagram";
+}
+
+
 /*
 ** Push a new socket userdata that is still closed (fd -1), so that an
 ** error before the descriptor exists leaves a consistent object and a
@@ -1112,8 +1118,8 @@ static int do_recv (lua_State *L, int from) {
   }
   if (!stream && (size_t)n > want)
     return sockit_failmsg(L, "EMSGSIZE",
-             "%s: datagram of %I bytes is longer than max %I", op,
-             (lua_Integer)n, (lua_Integer)want);
+             "%s: %s of %I bytes is longer than max %I", op,
+             sockit_unitname(s), (lua_Integer)n, (lua_Integer)want);
   if (n == 0 && s->type != SOCK_DGRAM)
     return sockit_failmsg(L, "EOF", "%s: end of stream", op);
   if (buf == sc->buf)

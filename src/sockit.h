@@ -172,6 +172,7 @@ Socket *sockit_testsocket (lua_State *L, int arg);
 void sockit_own (lua_State *L, int fd);
 void sockit_disown (lua_State *L, int fd);
 int sockit_owned (lua_State *L, int fd);
+const char *sockit_unitname (const Socket *s);
 /* the state of one call's waits (sockit_waitfor): start with WAIT_INIT(L) */
 typedef struct Wait {
   double deadline;   /* 0: not computed yet; < 0: none */
