@@ -289,6 +289,48 @@ describe("sockit.core descriptor passing", function()
     for _, s in ipairs({b, l, c, accepted, p, again, x, y}) do s:close() end
   end)
 
+  it("a descriptor whose ownership cannot be recorded (memory) is closed at once", function()
+    -- the faults core's "own" rule fails the growth of the set of owned
+    -- descriptors as a memory error would. A socket holding its
+    -- descriptor unmarked until a collection let fromfd adopt that number
+    -- a second time (and the collection then closed it under the new
+    -- owner): the descriptor must be gone when the call raises.
+    local FCORE = os.getenv("SOCKIT_FAULTS_CORE") or (H.root .. "/build/faults")
+    assert.is_true(H.exists(FCORE .. "/sockit/core.so"), "make build/faults/sockit/core.so")
+    local out, status, err = H.run_lua("package.cpath = " .. string.format("%q", FCORE .. "/?.so;")
+      .. " .. package.cpath\n" .. [[
+      local core = require "sockit.core"
+      assert(core._faults, "not the faults core")
+      collectgarbage("stop")   -- no finalizer may close what a call left behind
+      local function open_fds()
+        local t = {}
+        for fd = 0, 63 do
+          local f, _, errno = io.open("/proc/self/fd/" .. fd, "r")
+          if f then f:close() end
+          if f or errno ~= 2 then t[#t + 1] = fd end
+        end
+        return table.concat(t, " ")
+      end
+      local before = open_fds()
+      core._faults("own:short:1")   -- every growth fails; this state has no set yet
+      for _, make in ipairs({
+        function() return core.socket("inet", "stream") end,
+        function() return core.socketpair() end,
+        function() return core.poller() end,
+      }) do
+        local ok, e = pcall(make)
+        print(ok, (tostring(e):gsub("^.*: ", "")), open_fds() == before)
+      end
+      core._faults("")
+      local s = assert(core.socket("unix", "dgram"))
+      assert(s:bind(""))
+      collectgarbage("restart"); collectgarbage(); collectgarbage()
+      print(select(3, core.fromfd(s:fileno())), s:getsockname() ~= nil)
+    ]])
+    assert.equal(0, status, err)
+    assert.equal(("false\tnot enough memory\ttrue\n"):rep(3) .. "EBUSY\ttrue\n", out)
+  end)
+
   it("fromfd fails for what is not a socket, and raises on misuse", function()
     local msg, code = H.fails(core.fromfd(0))
     assert.equal("ENOTSOCK", code)

@@ -9,8 +9,9 @@
 **
 ** each rule "op:kind:n" fires on every n-th call of op, where op is send
 ** (send, sendto, sendmsg), recv (recvfrom, recvmsg on streams), accept or
-** connect, or thread (the pthread_create of resolve.c's pool: every kind
-** fails it with EAGAIN), and kind is
+** connect, thread (the pthread_create of resolve.c's pool: every kind
+** fails it with EAGAIN), or own (the growth of socket.c's set of owned
+** descriptors: every kind fails it as out of memory), and kind is
 **     short   the call moves at most half the bytes asked (at least 1)
 **     eintr   the call fails with EINTR before reaching the kernel
 **     eagain  the call fails with EAGAIN (as if the socket were not ready)
@@ -32,11 +33,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum { OP_SEND, OP_RECV, OP_ACCEPT, OP_CONNECT, OP_THREAD, NOPS };
+enum { OP_SEND, OP_RECV, OP_ACCEPT, OP_CONNECT, OP_THREAD, OP_OWN, NOPS };
 enum { K_SHORT, K_EINTR, K_EAGAIN, NKINDS };
 
 static const char *const opnames[] = {"send", "recv", "accept", "connect",
-                                      "thread"};
+                                      "thread", "own"};
 static const char *const kindnames[] = {"short", "eintr", "eagain"};
 
 #define MAXRULES 16
@@ -214,6 +215,12 @@ int fault_pthread_create (pthread_t *tid, const pthread_attr_t *attr,
   if (fault(OP_THREAD) != 0)
     return EAGAIN;
   return pthread_create(tid, attr, fn, arg);
+}
+
+
+/* whether this growth of the owned set fails (socket.c, sockit_own) */
+int fault_own (void) {
+  return fault(OP_OWN) != 0;
 }
 
 

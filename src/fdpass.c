@@ -264,8 +264,9 @@ static int mod_fromfd (lua_State *L) {
     return sockit_fail(L, err, "fromfd", what);
   if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
     return sockit_fail(L, errno, "fromfd", what);
+  if (sockit_own(L, fd) != LUA_OK)   /* (memory: still the caller's) */
+    return lua_error(L);
   s->fd = fd;   /* owned from here on */
-  sockit_own(L, fd);
   len = sizeof(int);
   if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0
       && listening)

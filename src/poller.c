@@ -662,10 +662,10 @@ int mod_poller (lua_State *L) {
   lua_setiuservalue(L, -2, R_EVS);
   if ((err = backend_open(p)) != 0)
     return sockit_fail(L, err, "poller", NULL);
-  p->closed = 0;
 #ifdef SOCKIT_EPOLL
-  sockit_own(L, p->epfd);   /* (after: the poller closes it if this raises) */
+  sockit_ownnew(L, p->epfd);   /* (closes it if it raises) */
 #endif
+  p->closed = 0;
   return 1;
 }
 

@@ -139,25 +139,61 @@ static unsigned char *ownedset (lua_State *L, size_t *n) {
 }
 
 /*
-** Mark 'fd' owned. Called once the object holds fd, as growing the set
-** may raise a memory error: the object then still closes it.
+** Grow the set to hold descriptor 'fd' (argument 1), as a protected call
+** (sockit_own). The allocation may run finalizers, which may mark or
+** clear bits and even grow the set: the set is read again after it.
 */
-void sockit_own (lua_State *L, int fd) {
+static int grow (lua_State *L) {
+  size_t n, size, i = (size_t)lua_tointeger(L, 1) / 8;
+  unsigned char *b, *nb;
+  (void)ownedset(L, &n);
+  size = (n > 0) ? n : 128;
+  while (size <= i)
+    size *= 2;
+#ifdef SOCKIT_FAULTS
+  if (fault_own())
+    luaL_error(L, "not enough memory");
+#endif
+  nb = (unsigned char *)lua_newuserdatauv(L, size, 0);
+  b = ownedset(L, &n);
+  if (i < n)
+    return 0;   /* a finalizer grew it meanwhile */
+  if (n > 0)
+    memcpy(nb, b, n);
+  memset(nb + n, 0, size - n);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &owned_key);
+  return 0;
+}
+
+/*
+** Mark 'fd' owned, before an object holds it: LUA_OK, or the status of
+** the error (memory, growing the set) with the error on top, 'fd'
+** unmarked. The caller then closes a descriptor it made and raises: an
+** object that held 'fd' unmarked until its __gc would let fromfd give
+** the number a second owner, and then close it under that one.
+*/
+int sockit_own (lua_State *L, int fd) {
   size_t n, i = (size_t)fd / 8;
   unsigned char *b = ownedset(L, &n);
   if (i >= n) {
-    size_t size = (n > 0) ? n : 128;
-    unsigned char *nb;
-    while (size <= i)
-      size *= 2;
-    nb = (unsigned char *)lua_newuserdatauv(L, size, 0);
-    if (n > 0)
-      memcpy(nb, b, n);
-    memset(nb + n, 0, size - n);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &owned_key);
-    b = nb;
+    int status;
+    lua_pushcfunction(L, grow);
+    lua_pushinteger(L, fd);
+    if ((status = lua_pcall(L, 1, 0, 0)) != LUA_OK)
+      return status;
+    b = ownedset(L, &n);
   }
   b[i] |= (unsigned char)(1u << (fd % 8));
+  return LUA_OK;
+}
+
+/* sockit_own for a descriptor just made: one that cannot be marked is
+   closed, and the error raised */
+void sockit_ownnew (lua_State *L, int fd) {
+  if (sockit_own(L, fd) != LUA_OK) {
+    (void)sys_close(fd);
+    lua_error(L);
+  }
 }
 
 void sockit_disown (lua_State *L, int fd) {
@@ -688,8 +724,8 @@ static int sock_accept (lua_State *L) {
       return sockit_fail(L, err, "accept", localtext(s, buf, sizeof(buf)));
     }
   }
+  sockit_ownnew(L, fd);
   c->fd = fd;
-  sockit_own(L, fd);
   c->state = ST_CONNECTED;
   n = sockit_pushaddr(L, (struct sockaddr *)&ss, len);
   if (n == 0 && s->family == AF_UNIX) {
@@ -1276,8 +1312,8 @@ static int mod_socket (lua_State *L) {
     lua_pushfstring(L, "%s %s", lua_tostring(L, 1), lua_tostring(L, 2));
     return sockit_fail(L, err, "socket", lua_tostring(L, -1));
   }
+  sockit_ownnew(L, fd);
   s->fd = fd;
-  sockit_own(L, fd);
   if (type == SOCK_DGRAM && family != AF_UNIX
       && (err = only_joined_groups(fd, family)) != 0)
     return sockit_fail(L, err, "socket", "multicast_all");
@@ -1293,10 +1329,14 @@ static int mod_socketpair (lua_State *L) {
   int fds[2], err;
   if ((err = sys_socketpair(type, fds)) != 0)
     return sockit_fail(L, err, "socketpair", NULL);
-  a->fd = fds[0];
+  if (sockit_own(L, fds[0]) != LUA_OK) {
+    (void)sys_close(fds[1]);
+    (void)sys_close(fds[0]);
+    return lua_error(L);
+  }
+  a->fd = fds[0];   /* (its __gc closes it if the next raises) */
+  sockit_ownnew(L, fds[1]);
   b->fd = fds[1];
-  sockit_own(L, fds[0]);
-  sockit_own(L, fds[1]);
   a->state = b->state = ST_CONNECTED;
   return 2;
 }

@@ -169,7 +169,8 @@ Socket *sockit_newsocket (lua_State *L, int family, int type);
 Socket *sockit_checksocket (lua_State *L, int arg);
 Socket *sockit_tosocket (lua_State *L, int arg);
 Socket *sockit_testsocket (lua_State *L, int arg);
-void sockit_own (lua_State *L, int fd);
+int sockit_own (lua_State *L, int fd);
+void sockit_ownnew (lua_State *L, int fd);
 void sockit_disown (lua_State *L, int fd);
 int sockit_owned (lua_State *L, int fd);
 const char *sockit_unitname (const Socket *s);
@@ -222,6 +223,7 @@ int fault_accept4 (int fd, struct sockaddr *sa, socklen_t *len, int flags);
 int fault_connect (int fd, const struct sockaddr *sa, socklen_t len);
 int fault_pthread_create (pthread_t *tid, const pthread_attr_t *attr,
                           void *(*fn) (void *), void *arg);
+int fault_own (void);
 #define sk_sendto    fault_sendto
 #define sk_sendmsg   fault_sendmsg
 #define sk_recvfrom  fault_recvfrom
