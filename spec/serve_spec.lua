@@ -634,6 +634,34 @@ print("python ok")
     assert.matches("true\ttrue", out)
     assert.are.equal("", err)
   end)
+  -- regression: a handler's task runs the handler itself, and the loop
+  -- gave on_error a raised number bare (42), where xpcall(handler,
+  -- debug.traceback) had made it a string with a traceback, as the docs
+  -- promise ("err with a traceback"); a table still comes as it was raised
+  it("gives on_error a raised number as a string with a traceback", function()
+    local got = {}
+    local obj = {}
+    local n = 0
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", function()
+      n = n + 1
+      if n == 1 then error(42) else error(obj) end
+    end, {on_error = function(err) got[#got + 1] = err end}))
+    sockit.spawn(function()
+      for _ = 1, 2 do
+        local c = assert(sockit.connect("tcp", server:addr(), {timeout = 2}))
+        c:settimeout(2)
+        c:read("l")
+        c:close()
+      end
+      sockit.sleep(0.05)
+      server:close()
+    end)
+    run_bounded(10, server)
+    assert.are.equal(2, #got)
+    assert.are.equal("string", type(got[1]))
+    assert.matches("^42\nstack traceback:", got[1])
+    assert.are.equal(obj, got[2])
+  end)
   -- regression: on_error took a callable object, but the handler itself
   -- had to be a function ("function expected, got table"); both are
   -- called the same way (xpcall), so both take either
