@@ -653,6 +653,20 @@ local function start (task)
   if res ~= PARKED then resumed(task, ok, res) end
 end
 
+--[[
+M.spawn_now(fn, ...) -> task (for serve, from an 'ended' of spawn_ended):
+spawn fn(...) and start it at once, until it first waits, as if the task
+that ended ran on into it: a handler's report then comes before run()
+returns, also when the handler called stop() and raised.
+]]
+function M.spawn_now (fn, ...)
+  local task = spawn(fn, ...)
+  ready[nready] = nil   -- (spawn queued it last)
+  nready = nready - 1
+  start(task)
+  return task
+end
+
 -- }======================================================
 
 
