@@ -634,6 +634,62 @@ print("python ok")
     assert.matches("true\ttrue", out)
     assert.are.equal("", err)
   end)
+  -- regression: a handler's task runs the handler itself, and the loop
+  -- gave on_error a raised number bare (42), where xpcall(handler,
+  -- debug.traceback) had made it a string with a traceback, as the docs
+  -- promise ("err with a traceback"); a table still comes as it was raised
+  it("gives on_error a raised number as a string with a traceback", function()
+    local got = {}
+    local obj = {}
+    local n = 0
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", function()
+      n = n + 1
+      if n == 1 then error(42) else error(obj) end
+    end, {on_error = function(err) got[#got + 1] = err end}))
+    sockit.spawn(function()
+      for _ = 1, 2 do
+        local c = assert(sockit.connect("tcp", server:addr(), {timeout = 2}))
+        c:settimeout(2)
+        c:read("l")
+        c:close()
+      end
+      sockit.sleep(0.05)
+      server:close()
+    end)
+    run_bounded(10, server)
+    assert.are.equal(2, #got)
+    assert.are.equal("string", type(got[1]))
+    assert.matches("^42\nstack traceback:", got[1])
+    assert.are.equal(obj, got[2])
+  end)
+  -- regression: since a handler's task is the handler itself, its report
+  -- runs in a task of its own, spawned when it ends; a handler that
+  -- called sockit.stop() and then raised had that task wait for the next
+  -- run(), so on_error was not called before run() returned (it was,
+  -- the handler's task reporting its own error)
+  it("reports a handler that raises after sockit.stop() before run returns", function()
+    local got = {}
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", function(conn)
+      conn:read("l")
+      sockit.stop()
+      error("raised after stop")
+    end, {on_error = function(err) got[#got + 1] = err end}))
+    local client = sockit.spawn(function()
+      local c = assert(sockit.connect("tcp", server:addr(), {timeout = 2}))
+      c:settimeout(2)
+      c:write("x\n")
+      c:read("l")
+      c:close()
+    end)
+    sockit.run()
+    assert.are.equal(1, #got)
+    assert.matches("raised after stop", got[1])
+    assert.are.equal(2, loop.count())   -- the accept task and the client
+    server:close()
+    run_bounded(10)
+    assert.is_true(client.done)
+    assert.are.equal(0, loop.count())
+  end)
   -- regression: on_error took a callable object, but the handler itself
   -- had to be a function ("function expected, got table"); both are
   -- called the same way (xpcall), so both take either

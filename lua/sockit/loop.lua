@@ -559,7 +559,8 @@ end
 M.spawn_ended(ended, fn, ...) -> task (for serve): spawn fn(...), and
 when it ends call ended(task, ok, err) from the loop, outside any task:
 ok true when fn returned, else err is what it raised, with the task's
-traceback when it is a string (as xpcall(fn, debug.traceback) gives).
+traceback when it is a string, a number or nil (as xpcall(fn,
+debug.traceback) gives).
 The arguments stay in task[2..task[1] + 1] for ended. The task itself
 then counts as ended quietly, as a task whose body caught the error.
 ]]
@@ -612,7 +613,9 @@ local function resumed (task, ok, res)
   local ended = enders[co]
   if ended then
     enders[co] = nil
-    if not ok and (res == nil or type(res) == "string") then
+    -- (a number too: traceback, as xpcall's handler, takes it as a string)
+    local t = type(res)
+    if not ok and (t == "nil" or t == "string" or t == "number") then
       res = traceback(co, res)
     end
     local eok, err = pcall(ended, task, ok, res)
@@ -648,6 +651,20 @@ local function start (task)
     for i = 1, n do task[i] = nil end
   end
   if res ~= PARKED then resumed(task, ok, res) end
+end
+
+--[[
+M.spawn_now(fn, ...) -> task (for serve, from an 'ended' of spawn_ended):
+spawn fn(...) and start it at once, until it first waits, as if the task
+that ended ran on into it: a handler's report then comes before run()
+returns, also when the handler called stop() and raised.
+]]
+function M.spawn_now (fn, ...)
+  local task = spawn(fn, ...)
+  ready[nready] = nil   -- (spawn queued it last)
+  nready = nready - 1
+  start(task)
+  return task
 end
 
 -- }======================================================

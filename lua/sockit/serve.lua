@@ -126,12 +126,15 @@ end
 One connection's task is the handler itself (loop.spawn_ended): no frame
 of serve's under it, so that its stack keeps Lua's first 40 slots
 (loop.lua, spawn). The loop calls the server's 'ended' when it returns or
-raises; the report runs in a task of its own, as on_error may wait.
+raises; the report runs in a task of its own, as on_error may wait,
+started at once (loop.spawn_now), as the handler's task would have.
 ]]
 local function ended_of (server)
   return function (task, ok, err)
     local conn, peer = task[2], task[3]
-    if finish(server, conn, ok, err) then loop.spawn(report, server, err, peer) end
+    if finish(server, conn, ok, err) then
+      loop.spawn_now(report, server, err, peer)
+    end
   end
 end
 
