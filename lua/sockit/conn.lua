@@ -453,9 +453,10 @@ end
 
 --[[
 conn:lines(...) -> iterator over conn:read(...) (default "l"), as
-file:lines: the end of the stream ends the loop; any other failure
-(a timeout, a reset) raises its message. With "a" the loop ends after
-the one read that reaches the end.
+file:lines: the end of the stream ends the loop (the iterator returns
+nothing, as file:lines' does); any other failure (a timeout, a reset),
+of any of the formats, raises its message. With "a" alone the loop
+ends after the one read that reaches the end.
 ]]
 function Conn:lines (...)
   checkopen(self)
@@ -466,7 +467,7 @@ function Conn:lines (...)
     local f = fmts[1] or "l"
     local done = false
     return function ()
-      if done then return nil end
+      if done then return end
       -- (a closed conn raises here, at the loop's line, not in read)
       if self._closed then error("attempt to use a closed socket", 2) end
       local v, msg, code = self:read(f)
@@ -474,16 +475,24 @@ function Conn:lines (...)
         if f == "a" then done = true end
         return v
       end
-      if code == "EOF" then return nil end
+      if code == "EOF" then return end
       error(msg, 2)
     end
   end
   return function ()
     if self._closed then error("attempt to use a closed socket", 2) end
     local r = pack(self:read(unpack(fmts, 1, n)))
-    if r[1] ~= nil then return unpack(r, 1, r.n) end
-    if r[3] == "EOF" then return nil end
-    error(r[2], 2)
+    -- a failed format is nil, msg, code after the values read before it
+    -- (values are never nil): the end of the stream ends the values, as
+    -- in file:lines; every other failure raises, whichever format it hit
+    for i = 1, r.n do
+      if r[i] == nil then
+        if r[i + 2] ~= "EOF" then error(r[i + 1], 2) end
+        if i == 1 then return end
+        break
+      end
+    end
+    return unpack(r, 1, r.n)
   end
 end
 
