@@ -77,11 +77,11 @@ $(SANFAULTPOLLCORE): $(SRCS) $(HDRS)
 
 sanitize: deps
 	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(FAULTPOLLCORE) $(SANCORE) \
-	  $(SANFAULTCORE) $(SANFAULTPOLLCORE)
+	  $(SANFAULTCORE) $(SANFAULTPOLLCORE) $(FUZZER)
 	@sh tools/sanitize.sh
 
 valgrind: deps
-	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(FAULTPOLLCORE)
+	@$(MAKE) --no-print-directory all $(POLLCORE) $(FAULTCORE) $(FAULTPOLLCORE) $(FUZZER)
 	@sh tools/valgrind.sh
 
 # libFuzzer over every C parser of untrusted input (fuzz/fuzz_parsers.c)
