@@ -5,7 +5,9 @@
 --                                                   (then: nc 127.0.0.1 7070)
 --
 -- One task per connection (sockit.serve); a task may write to another
--- task's connection while that task waits in read.
+-- task's connection while that task waits in read. A client that takes no
+-- line for 5 s (it does not read) is dropped, so it holds the room up for
+-- 5 s at most.
 
 if not pcall(require, "sockit") then      -- not installed: use this checkout
   package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -17,29 +19,41 @@ local clients = {}                 -- conn -> name, for everyone in the room
 
 -- send a line to everyone but 'from'. Writing can wait (a slow client), and
 -- meanwhile others may join or leave: go over a copy, skip who has left.
--- (A real server would give each client a queue, so that one slow client
--- cannot hold up the others.)
+-- A write that fails (a client that has gone, or has not read for 5 s)
+-- closes that conn, which ends its task's read. (A real server would give
+-- each client a queue, so that one slow client holds up no one at all.)
 local function broadcast (from, text)
   local list = {}
   for conn in pairs(clients) do
     if conn ~= from then list[#list + 1] = conn end
   end
   for _, conn in ipairs(list) do
-    if clients[conn] then conn:write(text, "\n") end  -- failed: its task sees why
+    if clients[conn] and not conn:write(text, "\n") then
+      clients[conn] = nil
+      conn:close()
+    end
+  end
+end
+
+-- the next line from conn, nil at the end (EOF, a reset, a line over
+-- max_line, closed by broadcast): a timeout only means a quiet client
+local function readline (conn)
+  while true do
+    local line, _, code = conn:read("l")
+    if line or code ~= "ETIMEDOUT" then return line end
   end
 end
 
 local function chat (conn, peer)
-  assert(conn:write("welcome! your name?\n"))
-  local name = conn:read("l")
+  conn:settimeout(5)               -- bounds each write to this client
+  if not conn:write("welcome! your name?\n") then return end
+  local name = readline(conn)
   if not name or name == "" then return end
   name = name:sub(1, 20)
   clients[conn] = name
   print(("server: %s joined from %s"):format(name, peer))
   broadcast(conn, "* " .. name .. " joined")
-  while true do
-    local line = conn:read("l")    -- nil at the end, or on a reset: we leave
-    if not line then break end
+  for line in readline, conn do
     broadcast(conn, name .. ": " .. line)
   end
   clients[conn] = nil

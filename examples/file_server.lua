@@ -9,7 +9,8 @@
 -- GET and HEAD of "/NAME"; one "Range: bytes=a-b" (or "a-", "-n") gives
 -- 206 Partial Content, sent with sendfile's offset and count (a range
 -- past the end: 416); any other method or path is 404, a request line
--- that does not parse 400. Keep-alive as in http_hello.lua.
+-- that does not parse 400. Keep-alive, request bodies (read and dropped),
+-- 431 and 501 as in http_hello.lua.
 
 if not pcall(require, "sockit") then      -- not installed: use this checkout
   package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -17,12 +18,52 @@ if not pcall(require, "sockit") then      -- not installed: use this checkout
 end
 local sockit = require "sockit"
 
-local function respond (conn, status, keep, extra, body)
+local MAX_HEADERS = 100
+
+local function respond (conn, status, keep, extra, body, head_only)
   body = body or ""
   return conn:write("HTTP/1.1 ", status, "\r\n",
                     "Content-Length: ", #body, "\r\n",
-                    keep and "" or "Connection: close\r\n",
-                    extra or "", "\r\n", body)
+                    keep and "Connection: keep-alive\r\n" or "Connection: close\r\n",
+                    extra or "", "\r\n", head_only and "" or body)
+end
+
+-- the headers of a request, at most MAX_HEADERS; nil (after an answer,
+-- if one is due) when the connection must end
+local function read_headers (conn)
+  local headers, n = {}, 0
+  while true do
+    local h, _, code = conn:read("l")
+    if not h then                  -- EOF, timeout, or a line over max_line
+      if code == "EMSGSIZE" then respond(conn, "431 Request Header Fields Too Large", false) end
+      return nil
+    end
+    if h == "" then return headers end
+    n = n + 1
+    if n > MAX_HEADERS then
+      return nil, respond(conn, "431 Request Header Fields Too Large", false)
+    end
+    local k, v = h:match("^([^:%s]+):%s*(.-)%s*$")
+    if not k then return nil, respond(conn, "400 Bad Request", false) end
+    headers[k:lower()] = v
+  end
+end
+
+-- read the request's body and drop it, 64 KiB at a time: true, or nil
+-- (after an answer, if one is due) when the connection must end
+local function skip_body (conn, headers)
+  if headers["transfer-encoding"] then
+    return nil, respond(conn, "501 Not Implemented", false)
+  end
+  local length = headers["content-length"] or "0"
+  local left = length:match("^%d+$") and math.tointeger(tonumber(length))
+  if not left then return nil, respond(conn, "400 Bad Request", false) end
+  while left > 0 do
+    local chunk = conn:recv(math.min(left, 65536))
+    if not chunk then return nil end
+    left = left - #chunk
+  end
+  return true
 end
 
 -- the byte range asked for, as offset and count; nil for the whole file,
@@ -50,17 +91,17 @@ local function file_handler (path, name)
       if not line then return end
       local method, target, minor = line:match("^(%u+) (%S+) HTTP/1%.(%d)$")
       if not method then return respond(conn, "400 Bad Request", false) end
-      local headers = {}
-      for h in conn:lines() do
-        if h == "" then break end
-        local k, v = h:match("^([^:%s]+):%s*(.-)%s*$")
-        if k then headers[k:lower()] = v end
-      end
-      local keep = minor == "1" and not (headers.connection or ""):lower():find("close")
+      local headers = read_headers(conn)
+      if not headers or not skip_body(conn, headers) then return end
+      local tokens = (headers.connection or ""):lower()
+      local keep
+      if minor == "1" then keep = not tokens:find("close", 1, true)
+      else keep = tokens:find("keep-alive", 1, true) ~= nil end
       local f = (method == "GET" or method == "HEAD") and target == "/" .. name
                 and io.open(path, "rb")
       if not f then
-        if not respond(conn, "404 Not Found", keep, nil, "not found\n") or not keep then return end
+        if not respond(conn, "404 Not Found", keep, nil, "not found\n", method == "HEAD")
+           or not keep then return end
       else
         local size = f:seek("end")
         local offset, count = range(headers.range, size)
@@ -78,7 +119,7 @@ local function file_handler (path, name)
           ok = conn:write("HTTP/1.1 ", status, "\r\n",
                           "Content-Type: application/octet-stream\r\n",
                           "Content-Length: ", count, "\r\n", extra,
-                          keep and "" or "Connection: close\r\n", "\r\n")
+                          keep and "Connection: keep-alive\r\n" or "Connection: close\r\n", "\r\n")
           -- the body: from the file to the socket, waiting for room as it goes
           if ok and method == "GET" then
             local sent = conn:sendfile(f, offset or 0, count)

@@ -9,7 +9,9 @@
 -- Every request gets "Hello, world!". HTTP/1.1 connections stay open unless
 -- the client says "Connection: close"; HTTP/1.0 ones close unless it says
 -- "Connection: keep-alive". A request body (Content-Length) is read and
--- dropped; chunked request bodies are refused (501).
+-- dropped, 64 KiB at a time (after a "100 Continue" if the client expects
+-- one); chunked request bodies are refused (501). A header line longer
+-- than the conn's max_line (64 KiB), or more than 100 of them: 431.
 
 if not pcall(require, "sockit") then      -- not installed: use this checkout
   package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -41,8 +43,13 @@ local function http (conn)
     if not method then return respond(conn, "400 Bad Request", false) end
     local headers, n = {}, 0
     while true do
-      local h = conn:read("l")
-      if not h then return end     -- EOF, timeout, or a line over max_line
+      local h, _, code = conn:read("l")
+      if not h then                -- EOF, timeout, or a line over max_line
+        if code == "EMSGSIZE" then
+          respond(conn, "431 Request Header Fields Too Large", false)
+        end
+        return
+      end
       if h == "" then break end
       n = n + 1
       if n > MAX_HEADERS then
@@ -60,10 +67,16 @@ local function http (conn)
     if headers["transfer-encoding"] then
       return respond(conn, "501 Not Implemented", false)
     end
-    local length = headers["content-length"]
-    if length then
-      if not length:match("^%d+$") then return respond(conn, "400 Bad Request", false) end
-      if tonumber(length) > 0 and not conn:read(tonumber(length)) then return end
+    local length = headers["content-length"] or "0"
+    local left = length:match("^%d+$") and math.tointeger(tonumber(length))
+    if not left then return respond(conn, "400 Bad Request", false) end
+    if left > 0 and (headers.expect or ""):lower() == "100-continue" then
+      if not conn:write("HTTP/1.1 100 Continue\r\n\r\n") then return end
+    end
+    while left > 0 do              -- the body, dropped: never all in memory
+      local chunk = conn:recv(math.min(left, 65536))
+      if not chunk then return end
+      left = left - #chunk
     end
     local ok
     if method == "GET" or method == "HEAD" then

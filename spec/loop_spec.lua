@@ -282,6 +282,46 @@ describe("sockit event loop", function()
     assert.are.equal("EBADF", r[3])
   end)
 
+  -- the poller found the socket ready, and in the same turn another task,
+  -- resumed first, closes the conn: the woken call must still see EBADF
+  -- (it raised "attempt to use a closed socket" from c_sendv / c_recv:
+  -- examples/chat_server.lua, a writer to a client that had just gone)
+  for _, op in ipairs{"write", "read", "recv"} do
+    it("a " .. op .. " made ready and closed before it resumes sees EBADF", function()
+      for _, writer_first in ipairs{true, false} do
+        local l, a, b = connected()
+        local c = assert(sockit.connect("tcp", l:addr()))
+        local d = assert(l:accept())
+        local r
+        local function waiter()
+          if op == "write" then r = {pcall(a.write, a, string.rep("x", 8 * 1024 * 1024))}
+          else r = {pcall(a[op], a)} end
+        end
+        local function closer() c:read(1); a:close() end
+        if writer_first then sockit.spawn(waiter); sockit.spawn(closer)
+        else sockit.spawn(closer); sockit.spawn(waiter) end
+        sockit.spawn(function()   -- wakes both before the loop's next poll
+          sockit.sleep(0.05)
+          assert(d:write("!"))    -- the closer's event first, then the waiter's
+          if op == "write" then
+            local n = 0      -- make room: drain what a sent, without waiting
+            while n < 8 * 1024 * 1024 do
+              local s = b.socket:recv(1 << 20)
+              if not s then break end
+              n = n + #s
+            end
+          else
+            assert(b:write("line\n"))
+          end
+        end)
+        run_bounded(10)
+        assert.is_true(r[1], tostring(r[2]))
+        if r[2] == nil then assert.are.equal("EBADF", r[4]) end
+        b:close(); c:close(); d:close(); l:close()
+      end
+    end)
+  end
+
   it("a second reader of a conn gets EBUSY, whichever way the first waits", function()
     local l, c, peer = connected()
     for _, first in ipairs{"recv", "read"} do

@@ -448,6 +448,8 @@ local function park_recv (sock, max, conn, fallback)
         return nil, "recv: " .. wmsg, wcode
       end
     end
+    -- ready, but closed by a task that ran first: as if closed while waiting
+    if conn._closed then return nil, "recv: socket closed while waiting", "EBADF" end
     local data, msg, code = c_recv(sock, max)
     if data then return data end
     if code ~= "EAGAIN" then return nil, msg, code end
