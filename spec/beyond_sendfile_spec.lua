@@ -113,6 +113,11 @@ describe("sendfile", function()
     assert.equal(f2:read("a"), b:recv()); f2:close()
     assert.equal(0, a:sendfile(f, SIZE))              -- at the end: 0
     assert.equal(0, a:sendfile(f, SIZE + 10, 5))      -- past it: 0
+    -- far past it too: the kernel would say EOVERFLOW (2^53) or EINVAL
+    -- (an offset whose sum with the count overflows)
+    assert.equal(0, a:sendfile(f, 2^53, 3))
+    assert.equal(0, a:sendfile(f, math.maxinteger, 3))
+    assert.equal(0, a:sendfile(f, math.maxinteger))
     assert.equal(4, a:sendfile(f, 0, 4))
     assert.equal(whole:sub(1, 4), b:recv())
     f:close(); a:close(); b:close()

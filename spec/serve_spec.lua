@@ -471,6 +471,17 @@ print("python ok")
     assert.are.equal(0, loop.count())
   end)
 
+  it("server:flush() on a stream server has nothing to send", function()
+    -- flush is in every server's method table; a stream server has no
+    -- reply queue, and flush raised "attempt to index a nil value"
+    local server = assert(sockit.serve("tcp", "127.0.0.1:0", function() end))
+    local ok, err = pcall(server.flush, server)
+    assert.is_true(server:close())                -- before any assertion
+    sockit.run()
+    assert.is_true(ok, err)
+    assert.are.equal(0, loop.count())
+  end)
+
   it("returns nil, msg, code when the address is taken, and raises on misuse", function()
     local a = assert(sockit.serve("tcp", "127.0.0.1:0", echo))
     local ok, msg, code = sockit.serve("tcp", a:addr(), echo, {reuseaddr = false})

@@ -368,6 +368,28 @@ for _, kind in ipairs(KINDS) do
       assert.is_true(c:shutdown())                  -- default "rw"
     end)
 
+    it("shutdown with a how that is not a string raises as the core does", function()
+      if skip() then return end
+      local c = pair()
+      -- conn.socket:shutdown({}) says "string expected, got table"; the
+      -- conn said "invalid option 'table: 0x...'", and a value whose
+      -- __tostring raises made it raise that value instead of a message
+      local ok, err = pcall(c.shutdown, c, {})
+      assert.is_false(ok)
+      assert.matches("bad argument #1 to 'shutdown' %(string expected, got table%)$", err)
+      ok, err = pcall(c.shutdown, c, setmetatable({}, {__tostring = error}))
+      assert.is_false(ok)
+      assert.equal("string", type(err))
+      assert.matches("bad argument #1 to 'shutdown' %(string expected, got table%)$", err)
+      ok, err = pcall(c.shutdown, c, true)
+      assert.is_false(ok)
+      assert.matches("string expected, got boolean%)$", err)
+      ok, err = pcall(c.shutdown, c, "x")
+      assert.is_false(ok)
+      assert.matches("invalid option 'x'%)$", err)
+      assert.is_true(c:shutdown("w"))
+    end)
+
     it("reports a peer that has gone: EPIPE or ECONNRESET, no signal", function()
       if skip() then return end
       local c, s = pair()

@@ -44,25 +44,27 @@ static int sock_sendfile (lua_State *L) {
                             sockit_typename(s->type));
   in = checkfilefd(L, 2);
   lua_Integer off = luaL_optinteger(L, 3, 0);
-  lua_Integer count;
+  lua_Integer count = 0;
   off_t pos;
   lua_Integer total = 0;
   Wait wt = WAIT_INIT(L);
   SysNoPipe np;
   int err = 0;
+  struct stat st;
   luaL_argcheck(L, off >= 0, 3, "offset must not be negative");
-  if (lua_isnoneornil(L, 4)) {
-    struct stat st;
-    if (fstat(in, &st) != 0)
-      return sockit_fail(L, errno, "sendfile", NULL);
-    count = (S_ISREG(st.st_mode) && st.st_size > off)
-          ? (lua_Integer)(st.st_size - off)
-          : (S_ISREG(st.st_mode) ? 0 : LUA_MAXINTEGER);
-  }
-  else {
+  if (!lua_isnoneornil(L, 4)) {
     count = luaL_checkinteger(L, 4);
     luaL_argcheck(L, count >= 0, 4, "count must not be negative");
   }
+  if (fstat(in, &st) != 0)
+    return sockit_fail(L, errno, "sendfile", NULL);
+  if (lua_isnoneornil(L, 4))
+    count = (S_ISREG(st.st_mode) && st.st_size > off)
+          ? (lua_Integer)(st.st_size - off)
+          : (S_ISREG(st.st_mode) ? 0 : LUA_MAXINTEGER);
+  else if (S_ISREG(st.st_mode) && st.st_size <= off)
+    count = 0;   /* at or past the end: 0, never the kernel's EOVERFLOW or
+                    EINVAL for an offset near its limit */
   pos = (off_t)off;
   if ((err = sys_nopipe_begin(&np)) != 0)
     return sockit_fail(L, err, "sendfile", NULL);

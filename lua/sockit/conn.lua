@@ -750,8 +750,12 @@ local HOWS = {r = true, w = true, rw = true}
 function Conn:shutdown (how)
   checkopen(self)
   if how == nil then how = "rw" end
+  local t = type(how)
+  if t ~= "string" and t ~= "number" then   -- as the core's checkstring
+    argerror(1, "shutdown", "string expected, got " .. t, 2)
+  end
   if not HOWS[how] then
-    argerror(1, "shutdown", "invalid option '" .. tostring(how) .. "'", 2)
+    argerror(1, "shutdown", "invalid option '" .. how .. "'", 2)
   end
   local ok, msg, code = self.socket:shutdown(how)
   if not ok then return nil, msg, code end

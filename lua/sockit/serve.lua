@@ -232,7 +232,7 @@ for room) go out with the next flush.
 ]]
 function Server:flush ()
   local queue, n = self.queue, self.nqueued
-  if n == 0 then return end
+  if not n or n == 0 then return end       -- nothing queued (a stream server)
   self.queue, self.nqueued = {}, 0
   local ep = self.endpoint
   if ep._closed then
