@@ -297,6 +297,27 @@ end
 
 -- one to three acceptors on a listener; the actor connects once, closes
 -- the listener, or does nothing
+-- the verdict on one waiter of accept_case/recvfrom_case: 'res' is
+-- 'success' (a conn, data), or the code it failed with; what the action
+-- (close, none, or one that brings 'success') allows, given the deadline
+-- Ti and the action's time A
+local function judge(r, action, Ti, A, who, success, res, emsg)
+  local want = expect(action, Ti, A)
+  if action == "close" then
+    check(res == "EBADF" or res == "ETIMEDOUT", r.what, "%s: %s %s", who, res,
+          tostring(emsg))
+    if want == "act" then
+      check(res == "EBADF", r.what, "%s: %s (T %.4f A %.4f)", who, res, Ti, A)
+    end
+  elseif action == "none" then
+    check(res == "ETIMEDOUT", r.what, "%s: %s %s", who, res, tostring(emsg))
+  else
+    check(res == success or res == "ETIMEDOUT", r.what, "%s: %s %s", who, res,
+          tostring(emsg))
+    if res == "ETIMEDOUT" and want == "act" then r.missed = true end
+  end
+end
+
 local function accept_case(race, results)
   local l = assert(sockit.listen("tcp", "127.0.0.1:0"))
   local n = R(1, 3)
@@ -315,22 +336,7 @@ local function accept_case(race, results)
       local c, emsg, code = l:accept()
       local res = c and "conn" or code
       maybe_stop()
-      local want = expect(action, Ti, A)
-      if action == "close" then
-        check(res == "EBADF" or res == "ETIMEDOUT", r.what, "acceptor %d: %s %s",
-              i, res, tostring(emsg))
-        if want == "act" then
-          check(res == "EBADF", r.what, "acceptor %d: %s (T %.4f A %.4f)", i,
-                res, Ti, A)
-        end
-      elseif action == "none" then
-        check(res == "ETIMEDOUT", r.what, "acceptor %d: %s %s", i, res,
-              tostring(emsg))
-      else
-        check(res == "conn" or res == "ETIMEDOUT", r.what, "acceptor %d: %s %s",
-              i, res, tostring(emsg))
-        if res == "ETIMEDOUT" and want == "act" then r.missed = true end
-      end
+      judge(r, action, Ti, A, "acceptor " .. i, "conn", res, emsg)
       if c then
         r.got = r.got + 1
         c:close()
@@ -392,22 +398,7 @@ local function dgram_case(race, results)
       local data, emsg, code = ep:recvfrom()
       local res = data and "data" or code
       maybe_stop()
-      local want = expect(action, Ti, A)
-      if action == "close" then
-        check(res == "EBADF" or res == "ETIMEDOUT", r.what, "receiver %d: %s %s",
-              i, res, tostring(emsg))
-        if want == "act" then
-          check(res == "EBADF", r.what, "receiver %d: %s (T %.4f A %.4f)", i,
-                res, Ti, A)
-        end
-      elseif action == "none" then
-        check(res == "ETIMEDOUT", r.what, "receiver %d: %s %s", i, res,
-              tostring(emsg))
-      else
-        check(res == "data" or res == "ETIMEDOUT", r.what, "receiver %d: %s %s",
-              i, res, tostring(emsg))
-        if res == "ETIMEDOUT" and want == "act" then r.missed = true end
-      end
+      judge(r, action, Ti, A, "receiver " .. i, "data", res, emsg)
       if data then
         check(data == msg, r.what, "got %q, sent %q", data, msg)
         r.got = r.got + 1
