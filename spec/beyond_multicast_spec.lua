@@ -111,6 +111,13 @@ describe("multicast on the loopback", function()
                  raises(function() s:setoption("multicast_if", true) end))
     assert.equal("bad argument #2 to 'setoption' (invalid interface index)",
                  raises(function() s:setoption("multicast_if", 1.5) end))
+    -- an object is named by its type's name, as Lua's own errors do
+    assert.equal("bad argument #2 to 'setoption' (interface (a name, index or address) "
+                 .. "expected, got sockit.socket)",
+                 raises(function() s:setoption("multicast_if", s) end))
+    assert.equal("bad argument #2 to 'setoption' (interface (a name, index or address) "
+                 .. "expected at [2], got FILE*)",
+                 raises(function() s:setoption("add_membership", {"239.1.1.1", io.stdout}) end))
     s:close()
   end)
 

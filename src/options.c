@@ -88,6 +88,22 @@ static void optfor (const Socket *s, const Option *o, int *level, int *opt) {
 
 
 /*
+** The type of the value at 'idx' as Lua's own argument errors name it:
+** its metatable's __name ("sockit.socket", "FILE*") when it has one.
+*/
+static const char *typename_at (lua_State *L, int idx) {
+  int t;
+  idx = lua_absindex(L, idx);
+  t = luaL_getmetafield(L, idx, "__name");   /* pushes it unless nil */
+  if (t == LUA_TSTRING)
+    return lua_tostring(L, -1);   /* (left on the stack: the caller raises) */
+  if (t != LUA_TNIL)
+    lua_pop(L, 1);
+  return luaL_typename(L, idx);
+}
+
+
+/*
 ** An interface at stack index 'idx': a name ("lo"), an index, or (IPv4
 ** only) one of its addresses. Returns its index (0: none given) and, for
 ** an address, fills 'addr'. An unknown name is ENODEV, returned in
@@ -116,7 +132,7 @@ static unsigned checkiface (lua_State *L, int idx, int arg, const char *where,
     default:
       luaL_argerror(L, arg, lua_pushfstring(L,
         "interface (a name, index or address) expected%s, got %s", where,
-        luaL_typename(L, idx)));
+        typename_at(L, idx)));
   }
   name = lua_tostring(L, idx);
   if (family == AF_INET && addr != NULL && inet_pton(AF_INET, name, addr) == 1)
