@@ -392,17 +392,22 @@ end
 
 local function count_tasks() return loop.count() end
 
--- let tasks a call started (serve's accept task, spawn) end, bounded
-local function drain()
-  if count_tasks() == 0 then return end
+-- run the loop until done() or 'tries' ms have passed, bounded
+local function run_watched(done, tries)
   sockit.spawn(function()
-    for _ = 1, 50 do
-      if count_tasks() <= 1 then return end
+    for _ = 1, tries do
+      if done() then break end
       sockit.sleep(0.001)
     end
     sockit.stop()
   end)
   pcall(sockit.run)
+end
+
+-- let tasks a call started (serve's accept task, spawn) end, bounded
+local function drain()
+  if count_tasks() == 0 then return end
+  run_watched(function() return count_tasks() <= 1 end, 50)
 end
 
 -- objects a call returned: close them (not the ones we passed in)
@@ -422,16 +427,7 @@ local function call(kind, name, f, args, n)
   if kind == "sockit" and name == "sleep" then   -- in a task, watched
     local res
     local task = sockit.spawn(function() res = pack(pcall(f, unpack(args, 1, n))) end)
-    local function watch()
-      sockit.spawn(function()
-        for _ = 1, 20 do
-          if res then break end
-          sockit.sleep(0.001)
-        end
-        sockit.stop()
-      end)
-      pcall(sockit.run)
-    end
+    local function watch() run_watched(function() return res ~= nil end, 20) end
     watch()
     if not res then loop.resume(task); watch() end   -- a long sleep: wake it
     if not res then return false, pack("sleep: still asleep after a resume") end
