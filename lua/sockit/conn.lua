@@ -113,8 +113,6 @@ local function recv1 (self, max, deadline, waitfirst)
     self._expired = nil
     if hook and deadline ~= false then ok, wmsg, wcode = hook(sock, "r", deadline) end
     if ok == false then ok, wmsg, wcode = waitfor(sock, "r", deadline) end
-    -- ready, but closed by a task that ran first: as if closed while waiting
-    if ok and self._closed then ok, wmsg, wcode = nil, "socket closed while waiting", "EBADF" end
     if not ok then
       wmsg = "recv: " .. wmsg
       if wcode == "ETIMEDOUT" then self._expired = wmsg end
@@ -516,8 +514,6 @@ local function waitroom (self, sock, deadline, what)
   if deadline == true then deadline = deadline_of(self._timeout) end
   self._expired = nil
   local ok, msg, code = waitfor(sock, "w", deadline)
-  -- ready, but closed by a task that ran first: as if closed while waiting
-  if ok and self._closed then ok, msg, code = nil, "socket closed while waiting", "EBADF" end
   if ok then return ok, nil, nil, deadline end
   msg = what .. msg
   if code == "ETIMEDOUT" then self._expired = msg end

@@ -154,8 +154,6 @@ function M.send (obj, data, fds)
     if deadline == true then deadline = deadline_of(obj._timeout) end
     obj._expired = nil
     local ok, wmsg, wcode = waitfor(sock, "w", deadline)
-    -- ready, but closed by a task that ran first: as if closed while waiting
-    if ok and obj._closed then ok, wmsg, wcode = nil, "socket closed while waiting", "EBADF" end
     if not ok then return nil, expired(obj, "sendfds: " .. wmsg, wcode), wcode, 0 end
   end
 end
@@ -178,8 +176,6 @@ function M.recv (obj, max, maxfds)
     if deadline == true then deadline = deadline_of(obj._timeout) end
     obj._expired = nil
     local ok, wmsg, wcode = waitfor(sock, "r", deadline)
-    -- ready, but closed by a task that ran first: as if closed while waiting
-    if ok and obj._closed then ok, wmsg, wcode = nil, "socket closed while waiting", "EBADF" end
     if not ok then return nil, expired(obj, "recvfds: " .. wmsg, wcode), wcode end
   end
 end

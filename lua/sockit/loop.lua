@@ -403,6 +403,11 @@ local function park (sock, events, deadline, shared)
   task.parked = true
   local why = co_yield(PARKED)
   if why then return woken(why, sock) end
+  -- made ready, then closed by a task that ran first ('closing' forgot
+  -- it): as if closed while waiting, for every caller of the hook
+  if sock and not fdof[sock] then
+    return nil, "socket closed while waiting", "EBADF"
+  end
   return true
 end
 
